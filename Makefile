@@ -1,0 +1,54 @@
+# The developer verbs. `make run` and `make test` work on a fresh machine: the first use creates
+# .venv with Python 3.12 (the functions' runtime) and installs requirements-dev.txt.
+VENV       := .venv
+PY         := $(VENV)/bin/python
+STAMP      := $(VENV)/.installed
+API_PORT   ?= 3000
+MOTO_PORT  ?= 5000
+PARAMS     ?=
+FN         ?= HealthFunction
+EVENT      ?= events/health/get.json
+ENV        ?= dev
+export SAM_CLI_TELEMETRY = 0
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: run test unit lint format build invoke fire deploy clean
+
+$(STAMP): requirements-dev.txt layers/common/requirements.txt
+	@test -x $(PY) || "$$(scripts/find-python)" -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+run: $(STAMP) ## start the local stack: API on :3000, moto on :5000
+	$(PY) -m devstack --parameter-overrides "PublicBaseUrl=http://127.0.0.1:$(API_PORT) $(PARAMS)" \
+		start --api-port $(API_PORT) --moto-port $(MOTO_PORT)
+
+test: lint unit ## lint, then every test (unit, integration, end-to-end)
+
+unit: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP) ## ruff, mypy and sam validate --lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam validate --lint --template template.yaml
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+build: $(STAMP) ## sam build (needs python3.12 on PATH, which the venv gives)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam build --template template.yaml
+
+invoke: $(STAMP) ## make invoke FN=HealthFunction EVENT=events/health/get.json
+	$(PY) -m devstack invoke $(FN) -e $(EVENT)
+
+fire: $(STAMP) ## make fire FN=ScheduledSyncFunction: run a schedule now
+	$(PY) -m devstack fire $(FN)
+
+deploy: build ## make deploy ENV=dev|prod
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam deploy --config-env $(ENV)
+
+clean:
+	rm -rf .aws-sam .devstack .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,223 @@
+"""Running a template function locally: a pool of warm processes per function, as Lambda keeps
+warm execution environments, each started with only the function's code, layers and environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from devstack.template import REGION, FunctionSpec
+
+BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
+
+# What Lambda itself puts in every Python function's environment, besides the template's variables.
+RUNTIME_VARIABLES = (
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+    "_HANDLER",
+    "TZ",
+    "LANG",
+    "PATH",
+)
+# And what the local runtime adds, as `sam local` does: AWS calls go to moto.
+LOCAL_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_SAM_LOCAL")
+
+
+class InvocationError(Exception):
+    """The function raised, timed out, or could not start."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+
+
+def function_environment(spec: FunctionSpec, function_name: str, endpoint: str) -> dict[str, str]:
+    """Exactly what the function's process sees: the template's variables, Lambda's own, and the
+    local endpoint; nothing of the developer's shell."""
+    environment = {
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
+        "AWS_LAMBDA_FUNCTION_NAME": function_name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function_name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": f"local/{uuid.uuid4().hex}",
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_SESSION_TOKEN": "local",
+        "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
+        "LAMBDA_TASK_ROOT": str(spec.code_dir),
+        "LAMBDA_RUNTIME_DIR": str(Path(sys.executable).parent),
+        "_HANDLER": spec.handler,
+        "TZ": ":UTC",
+        "LANG": "C.UTF-8",  # Lambda says en_US.UTF-8; C.UTF-8 exists everywhere, so Python adds no LC_CTYPE
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_SAM_LOCAL": "true",
+    }
+    environment.update(spec.environment)
+    return environment
+
+
+class Worker:
+    """One warm execution environment: a process that runs one invocation at a time."""
+
+    def __init__(self, spec: FunctionSpec, environment: dict[str, str], log: Callable[[str], None]) -> None:
+        self.spec = spec
+        read_fd, write_fd = os.pipe()
+        command = [sys.executable, "-I", "-u", str(BOOTSTRAP), "--result-fd", str(write_fd)]
+        for layer in spec.layer_dirs:
+            command += ["--layer", str(layer)]
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and bootstrap
+            command,
+            cwd=spec.code_dir,
+            env=environment,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=(write_fd,),
+            text=True,
+            bufsize=1,
+        )
+        os.close(write_fd)
+        self._results = os.fdopen(read_fd, "r", encoding="utf-8")
+        self._answers: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        threading.Thread(target=self._pump_logs, args=(log,), daemon=True).start()
+        threading.Thread(target=self._pump_results, daemon=True).start()
+        self.init = self._answers.get()
+        if not self.init or not self.init.get("ready"):
+            self.kill()
+            problem = self.init or {"errorType": "Runtime.ExitError", "errorMessage": "the function process exited while starting"}
+            raise InvocationError(problem["errorType"], problem["errorMessage"])
+
+    def _pump_logs(self, log: Callable[[str], None]) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            log(line.rstrip("\n"))
+
+    def _pump_results(self) -> None:
+        for line in self._results:
+            self._answers.put(json.loads(line))
+        self._answers.put(None)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def invoke(self, event: Any, request_id: str, timeout: float) -> Any:
+        deadline_ms = (time.time() + timeout) * 1000
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(json.dumps({"event": event, "request_id": request_id, "deadline_ms": deadline_ms}) + "\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, ValueError) as error:
+            raise InvocationError("Runtime.ExitError", "the function process has exited") from error
+        try:
+            answer = self._answers.get(timeout=timeout)
+        except queue.Empty:
+            self.kill()
+            raise InvocationError("Sandbox.Timedout", f"Task timed out after {timeout:.2f} seconds") from None
+        if answer is None:
+            raise InvocationError("Runtime.ExitError", "the function process exited during the invocation")
+        if not answer["ok"]:
+            raise InvocationError(answer["errorType"], answer["errorMessage"])
+        return answer["result"]
+
+    def kill(self) -> None:
+        if self.alive:
+            self.process.kill()
+        self.process.wait(timeout=5)
+
+
+@dataclass
+class InvocationStats:
+    cold_starts: int = 0
+    invocations: int = 0
+    errors: int = 0
+
+
+class FunctionPool:
+    """Warm workers for one function, up to ``max_concurrency`` at once (Lambda's concurrency)."""
+
+    def __init__(self, spec: FunctionSpec, function_name: str, endpoint: str, log: Callable[[str], None], max_concurrency: int = 8) -> None:
+        self.spec = spec
+        self.function_name = function_name
+        self.environment = function_environment(spec, function_name, endpoint)
+        self.log = log
+        self.max_concurrency = max_concurrency
+        self.stats = InvocationStats()
+        self._idle: list[Worker] = []
+        self._count = 0
+        self._lock = threading.Condition()
+        self._closed = False
+
+    def _acquire(self) -> Worker:
+        with self._lock:
+            while not self._idle and self._count >= self.max_concurrency:
+                self._lock.wait()
+            if self._closed:
+                raise InvocationError("Runtime.Shutdown", "the local runtime is shutting down")
+            if self._idle:
+                return self._idle.pop()
+            self._count += 1
+        try:
+            worker = Worker(self.spec, self.environment, self.log)
+            self.stats.cold_starts += 1
+            return worker
+        except BaseException:
+            with self._lock:
+                self._count -= 1
+                self._lock.notify()
+            raise
+
+    def _release(self, worker: Worker) -> None:
+        with self._lock:
+            if worker.alive and not self._closed:
+                self._idle.append(worker)
+            else:
+                self._count -= 1
+                worker.kill()
+            self._lock.notify()
+
+    def invoke(self, event: Any, request_id: str | None = None) -> Any:
+        worker = self._acquire()
+        self.stats.invocations += 1
+        try:
+            return worker.invoke(event, request_id or str(uuid.uuid4()), float(self.spec.timeout))
+        except InvocationError:
+            self.stats.errors += 1
+            raise
+        finally:
+            self._release(worker)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._lock.notify_all()
+        for worker in idle:
+            worker.kill()

@@ -1,0 +1,78 @@
+"""The runtime inside one local function process (never imported by the runtime itself).
+
+Started as ``python -I lambda_bootstrap.py --result-fd N --layer DIR...`` in the function's code
+directory, with exactly the function's environment, like Lambda's Python runtime it imports the
+handler named by ``_HANDLER`` from ``LAMBDA_TASK_ROOT`` plus the layers, then reads one invocation
+per line on stdin and writes one result per line to the result pipe. stdout and stderr are the
+function's log.
+"""
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+
+
+class LambdaContext:
+    def __init__(self, request_id: str, deadline_ms: float) -> None:
+        name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "local")
+        self.function_name = name
+        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        self.memory_limit_in_mb = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"))
+        self.invoked_function_arn = f"arn:aws:lambda:{os.environ.get('AWS_REGION', 'us-east-1')}:123456789012:function:{name}"
+        self.aws_request_id = request_id
+        self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME", "")
+        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
+        self.identity = None
+        self.client_context = None
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int(self._deadline_ms - time.time() * 1000))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--result-fd", type=int, required=True)
+    parser.add_argument("--layer", action="append", default=[])
+    args = parser.parse_args()
+    results = os.fdopen(args.result_fd, "w", buffering=1, encoding="utf-8")
+
+    # Lambda's sys.path: the function's own directory first, then the layers, then the runtime's
+    # packages. The bootstrap's own directory must not be importable by the function.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [os.environ["LAMBDA_TASK_ROOT"], *args.layer] + [p for p in sys.path if p and os.path.abspath(p) != here]
+
+    module_path, _, function_name = os.environ["_HANDLER"].rpartition(".")
+    try:
+        handler = getattr(importlib.import_module(module_path.replace("/", ".")), function_name)
+        results.write(json.dumps({"ready": True}) + "\n")
+    except Exception as error:
+        traceback.print_exc()
+        results.write(
+            json.dumps({"ready": False, "errorType": "Runtime.ImportModuleError", "errorMessage": f"{type(error).__name__}: {error}"})
+            + "\n"
+        )
+        return 1
+
+    for line in sys.stdin:
+        request = json.loads(line)
+        context = LambdaContext(request["request_id"], request["deadline_ms"])
+        try:
+            result = handler(request["event"], context)
+            answer = {"ok": True, "result": result}
+            encoded = json.dumps(answer)
+        except Exception as error:
+            traceback.print_exc()
+            encoded = json.dumps({"ok": False, "errorType": type(error).__name__, "errorMessage": str(error)})
+        sys.stdout.flush()
+        sys.stderr.flush()
+        results.write(encoded + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

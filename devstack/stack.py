@@ -1,0 +1,259 @@
+"""The whole local stack: moto, the template's resources, the functions, the gateway, the
+pollers and the schedules, started and stopped together."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from moto.server import ThreadedMotoServer
+
+from devstack.events import Schedule, SqsPoller
+from devstack.functions import FunctionPool, InvocationError
+from devstack.gateway import Gateway, HttpResponse, Router, routes_from
+from devstack.resources import Physical, Provisioner, local_client
+from devstack.template import FunctionSpec, Template, TemplateError, samconfig_parameters
+
+STATE_FILE = Path(".devstack/state.json")
+CONTROL_PREFIX = "/_local/"
+
+
+class StackError(Exception):
+    """A one-line reason the stack cannot start."""
+
+
+def _log_to_stdout() -> Callable[[str], None]:
+    lock = threading.Lock()
+
+    def log(line: str) -> None:
+        with lock:
+            print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
+
+    return log
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return False
+            raise
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def template_parameters(template_path: Path, environment: str, overrides: Mapping[str, str]) -> dict[str, str]:
+    """The stage's parameters from samconfig.toml, then the command line's."""
+    return {**samconfig_parameters(template_path.parent / "samconfig.toml", environment), **overrides}
+
+
+class LocalStack:
+    def __init__(
+        self,
+        template_path: Path,
+        api_port: int = 3000,
+        moto_port: int = 5000,
+        parameter_overrides: Mapping[str, str] | None = None,
+        environment: str = "dev",
+        host: str = "127.0.0.1",
+        schedules: bool = True,
+        pollers: bool = True,
+        concurrency: int = 8,
+        log: Callable[[str], None] | None = None,
+        state_file: Path | None = None,
+        stack_name: str = "payrail-local",
+    ) -> None:
+        self.template_path = template_path
+        self.host = host
+        self.api_port = api_port
+        self.moto_port = moto_port
+        self.api_url = f"http://{host}:{api_port}"
+        self.moto_url = f"http://{host}:{moto_port}"
+        self.parameters = template_parameters(template_path, environment, parameter_overrides or {})
+        self.run_schedules = schedules
+        self.run_pollers = pollers
+        self.concurrency = concurrency
+        self.log = log or _log_to_stdout()
+        self.state_file = state_file
+        self.stack_name = stack_name
+        self.stop_event = threading.Event()
+        self.pools: dict[str, FunctionPool] = {}
+        self.schedules: dict[str, Schedule] = {}
+        self.pollers: list[SqsPoller] = []
+        self.functions: dict[str, FunctionSpec] = {}
+        self._moto: ThreadedMotoServer | None = None
+        self._gateway: Gateway | None = None
+        self.template: Template | None = None
+        self.provisioner: Provisioner | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self, serve_http: bool = True) -> LocalStack:
+        for name, port in (("API", self.api_port), ("moto", self.moto_port)):
+            if (serve_http or name == "moto") and not port_is_free(self.host, port):
+                raise StackError(f"port {port} ({name}) is already in use; pick another with --{name.lower()}-port")
+        self.template = Template(self.template_path, self.parameters, self.stack_name)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's own request log
+        self._moto = ThreadedMotoServer(ip_address=self.host, port=self.moto_port, verbose=False)
+        self._moto.start()
+        try:
+            self.provisioner = Provisioner(self.template, self.moto_url, self.api_url)
+            self.provisioner.provision_all()
+            self.functions = self.template.functions()
+            for spec in self.functions.values():
+                if not spec.handler_file.exists():
+                    raise StackError(f"{spec.logical_id}: handler file {spec.handler_file.relative_to(self.template.root)} does not exist")
+            for logical_id, spec in self.functions.items():
+                self.pools[logical_id] = FunctionPool(
+                    spec, self.provisioner.ref(logical_id), self.moto_url, self._function_log(logical_id), self.concurrency
+                )
+            if serve_http:
+                self._gateway = Gateway(
+                    (self.host, self.api_port), Router(routes_from(self.functions)), self.invoke, self.log, self._control
+                )
+                threading.Thread(target=self._gateway.serve_forever, daemon=True, name="gateway").start()
+            self._start_event_sources()
+            self._write_state()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _function_log(self, logical_id: str) -> Callable[[str], None]:
+        return lambda line: self.log(f"[{logical_id}] {line}")
+
+    def _start_event_sources(self) -> None:
+        assert self.provisioner is not None
+        sqs = local_client("sqs", self.moto_url)
+        for logical_id, spec in self.functions.items():
+            for name, properties in spec.events_of("Schedule").items():
+                if properties.get("Enabled", True) is False or properties.get("State") == "DISABLED":
+                    continue
+                schedule = Schedule(logical_id, name, properties, self.invoke, self.log, self.stop_event)
+                self.schedules[name] = schedule
+                if self.run_schedules:
+                    schedule.start()
+            for properties in spec.events_of("SQS").values():
+                if properties.get("Enabled", True) is False:
+                    continue
+                queue_arn = properties["Queue"]
+                poller = SqsPoller(
+                    sqs,
+                    logical_id,
+                    self.provisioner.queue_url_for_arn(queue_arn),
+                    queue_arn,
+                    properties,
+                    self.invoke,
+                    self.log,
+                    self.stop_event,
+                )
+                self.pollers.append(poller)
+                if self.run_pollers:
+                    poller.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self._gateway:
+            self._gateway.shutdown()
+            self._gateway.server_close()
+            self._gateway = None
+        for poller in self.pollers:
+            if poller.is_alive():
+                poller.join(timeout=3)
+        for pool in self.pools.values():
+            pool.close()
+        if self._moto:
+            self._moto.stop()
+            self._moto = None
+        if self.state_file and self.state_file.exists():
+            self.state_file.unlink()
+
+    def __enter__(self) -> LocalStack:
+        return self if self._moto else self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- use
+    def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
+        if logical_id not in self.pools:
+            raise StackError(f"no function named {logical_id}; known: {', '.join(sorted(self.pools))}")
+        return self.pools[logical_id].invoke(event)
+
+    def fire(self, name: str) -> Any:
+        """Fire a schedule now, by its event name or by its function's logical id."""
+        for event_name, schedule in self.schedules.items():
+            if name in (event_name, schedule.function):
+                return schedule.fire()
+        raise StackError(f"no schedule named {name}; known: {', '.join(sorted(self.schedules)) or 'none'}")
+
+    def physical(self, logical_id: str) -> str:
+        assert self.provisioner is not None
+        return self.provisioner.ref(logical_id)
+
+    def resources_of(self, kind: str) -> dict[str, str]:
+        assert self.template is not None
+        return {logical_id: self.physical(logical_id) for logical_id in self.template.enabled_resources(kind)}
+
+    def client(self, service: str) -> Any:
+        return local_client(service, self.moto_url)
+
+    def _control(self, method: str, path: str, _: bytes) -> HttpResponse | None:
+        """``POST /_local/schedules/{name}`` fires a schedule; ``GET /_local/functions`` lists them."""
+        if not path.startswith(CONTROL_PREFIX):
+            return None
+        parts = path[len(CONTROL_PREFIX) :].strip("/").split("/")
+        try:
+            if method == "POST" and len(parts) == 2 and parts[0] == "schedules":
+                payload: Any = {"result": self.fire(parts[1])}
+            elif method == "GET" and parts == ["functions"]:
+                payload = {name: asdict(pool.stats) for name, pool in self.pools.items()}
+            else:
+                return HttpResponse(404, [("Content-Type", "application/json")], b'{"error": "unknown control route"}')
+        except (StackError, InvocationError) as error:
+            return HttpResponse(400, [("Content-Type", "application/json")], json.dumps({"error": str(error)}).encode())
+        return HttpResponse(200, [("Content-Type", "application/json")], json.dumps(payload).encode())
+
+    def _write_state(self) -> None:
+        if not self.state_file or not self.provisioner:
+            return
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "api_url": self.api_url,
+            "moto_url": self.moto_url,
+            "parameters": self.parameters,
+            "stack_name": self.stack_name,
+            "physical": {k: asdict(v) for k, v in self.provisioner.physical.items()},
+        }
+        self.state_file.write_text(json.dumps(state, indent=2))
+
+
+def attach(template_path: Path, state: dict[str, Any]) -> tuple[Template, Provisioner]:
+    """The template resolved against an already running stack's resources (for invoke)."""
+    template = Template(template_path, state["parameters"], state["stack_name"])
+    provisioner = Provisioner(template, state["moto_url"], state["api_url"])
+    provisioner.physical = {k: Physical(**v) for k, v in state["physical"].items()}
+    return template, provisioner
+
+
+def fail(message: str) -> None:
+    print(f"devstack: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+__all__ = ["LocalStack", "StackError", "TemplateError", "attach", "fail", "free_port"]

@@ -1,0 +1,13 @@
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from payrail.handlers import scheduled_handler
+from payrail.scheduled import run_jobs
+
+# The periodic use cases: bank-sync fan-out and payout reconciliation register here.
+JOBS: list = []
+
+
+@scheduled_handler
+@event_parser(model=EventBridgeModel)
+def lambda_handler(event: EventBridgeModel, context):
+    return run_jobs(JOBS, event.time)

@@ -1,0 +1,1 @@
+"""Payrail's shared package: everything the thin function handlers call into."""

@@ -1,0 +1,25 @@
+"""AWS clients, created once per process with timeouts that suit Lambda.
+
+The endpoint comes from the standard ``AWS_ENDPOINT_URL`` variable when it is set (the local
+runtime points it at moto), so no code here knows whether it talks to AWS or to a stand-in.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=5,
+    retries={"mode": "standard", "total_max_attempts": 3},
+    tcp_keepalive=True,
+)
+
+
+@cache
+def client(service: str) -> Any:
+    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]

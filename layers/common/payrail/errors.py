@@ -1,0 +1,79 @@
+"""The project's one error hierarchy. HTTP mapping happens once, in :mod:`payrail.http`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PayrailError(Exception):
+    """Base of every error the product raises on purpose."""
+
+    status = 500
+    slug = "internal-error"
+    title = "Internal error"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra = extra
+
+
+class ValidationFailed(PayrailError):
+    status = 400
+    slug = "validation-error"
+    title = "The request is not valid"
+
+    def __init__(self, detail: str | None = None, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail)
+        self.errors = errors or []
+
+
+class Unauthorized(PayrailError):
+    status = 401
+    slug = "unauthorized"
+    title = "Authentication is required"
+
+
+class Forbidden(PayrailError):
+    status = 403
+    slug = "forbidden"
+    title = "This request is not allowed"
+
+
+class NotFound(PayrailError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class Conflict(PayrailError):
+    """A condition on a write failed: the item exists, changed, or is held by someone else."""
+
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class Unprocessable(PayrailError):
+    status = 422
+    slug = "unprocessable"
+    title = "The request cannot be processed"
+
+
+class RateLimited(PayrailError):
+    status = 429
+    slug = "rate-limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, int(retry_after))
+
+
+class DependencyFailure(PayrailError):
+    """A dependency (AWS or a provider) failed in a way worth retrying later."""
+
+    status = 503
+    slug = "dependency-unavailable"
+    title = "A dependency is unavailable"
+    retryable = True

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+
+import pytest
+from moto.server import ThreadedMotoServer
+
+from devstack.stack import free_port
+from tests.support import Resources, function_environment_of, load_function
+
+# What every function gets from the template's Globals, for code imported outside a function.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "payrail")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Payrail")
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """One moto server for the whole run; every test that uses it starts from a reset."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def resources(moto_endpoint: str) -> Resources:
+    """template.yaml's resources, created fresh in moto from the template itself."""
+    return Resources(moto_endpoint)
+
+
+@pytest.fixture
+def handler_of(resources: Resources):
+    """Load a function in-process with exactly its template environment: handler_of("HealthFunction")."""
+    stack = []
+
+    def load(logical_id: str):
+        context = function_environment_of(resources, logical_id)
+        context.__enter__()
+        stack.append(context)
+        return load_function(resources, logical_id).lambda_handler
+
+    yield load
+    for context in reversed(stack):
+        context.__exit__(None, None, None)

@@ -1,0 +1,243 @@
+"""The local runtime itself, on a small template of its own (tests/fixtures/runtime)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devstack.events import Schedule
+from devstack.functions import LOCAL_VARIABLES, RUNTIME_VARIABLES
+from devstack.stack import LocalStack, free_port
+from tests.support import ROOT, wait_for
+
+FIXTURE = ROOT / "tests/fixtures/runtime/template.yaml"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    os.environ["DEVELOPER_SHELL_ONLY"] = "must-not-leak"
+    local = LocalStack(FIXTURE, api_port=free_port(), moto_port=free_port(), schedules=False, log=lambda _: None, stack_name="runtime-test")
+    local.start()
+    yield local
+    local.stop()
+    os.environ.pop("DEVELOPER_SHELL_ONLY", None)
+
+
+@pytest.fixture
+def api(stack: LocalStack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.api_url, timeout=15) as client:
+        yield client
+
+
+def test_payload_v2_round_trip_carries_every_part_of_the_request(api: httpx.Client) -> None:
+    # Given a request with query, path parameter, repeated headers, cookies and a binary body
+    body = bytes(range(256))
+    response = api.post(
+        "/echo/ada%20lovelace?limit=2&tag=a&tag=b",
+        content=body,
+        headers=[
+            ("Content-Type", "application/octet-stream"),
+            ("X-Repeated", "1"),
+            ("X-Repeated", "2"),
+            ("Cookie", "session=abc; theme=dark"),
+            ("X-Correlation-Id", "corr-123"),
+        ],
+    )
+    # Then the function saw an API Gateway payload format 2.0 event
+    assert response.status_code == 201
+    event = response.json()["event"]
+    assert event["version"] == "2.0"
+    assert event["routeKey"] == "ANY /echo/{name}"
+    assert event["rawPath"] == "/echo/ada%20lovelace"
+    assert event["rawQueryString"] == "limit=2&tag=a&tag=b"
+    assert event["queryStringParameters"] == {"limit": "2", "tag": "a,b"}
+    assert event["pathParameters"] == {"name": "ada lovelace"}
+    assert event["headers"]["x-repeated"] == "1,2"
+    assert event["headers"]["x-correlation-id"] == "corr-123"
+    assert "cookie" not in event["headers"]
+    assert event["cookies"] == ["session=abc", "theme=dark"]
+    assert event["requestContext"]["http"]["method"] == "POST"
+    assert event["requestContext"]["http"]["sourceIp"] == "127.0.0.1"
+    assert event["requestContext"]["requestId"]
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == body
+    # And the response's cookies and multi-value headers all reached the client
+    assert response.headers.get_list("set-cookie") == ["session=abc; HttpOnly; Path=/", "theme=dark; Path=/"]
+    assert response.headers.get_list("x-multi") == ["one", "two"]
+    assert response.headers["x-who"] == "echo"
+
+
+def test_json_body_arrives_as_text(api: httpx.Client) -> None:
+    response = api.put("/echo/x", json={"amount": 12550})
+    event = response.json()["event"]
+    assert event["isBase64Encoded"] is False
+    assert json.loads(event["body"]) == {"amount": 12550}
+
+
+def test_binary_response_is_decoded_for_the_client(api: httpx.Client) -> None:
+    assert api.get("/echo/binary").content == bytes(range(256))
+
+
+def test_exact_route_beats_greedy_and_greedy_takes_the_rest(api: httpx.Client) -> None:
+    assert api.get("/files/special").json()["event"]["routeKey"] == "GET /files/special"
+    greedy = api.get("/files/a/b/c.txt").json()["event"]
+    assert greedy["routeKey"] == "GET /files/{path+}"
+    assert greedy["pathParameters"] == {"path+": "a/b/c.txt"}
+
+
+def test_a_handler_that_raises_gets_a_500_problem_and_the_gateway_keeps_serving(api: httpx.Client) -> None:
+    response = api.get("/echo/boom", headers={"X-Correlation-Id": "trace-me"})
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 500
+    assert problem["correlation_id"] == "trace-me"
+    assert "Traceback" not in response.text
+    assert "RuntimeError" not in response.text
+    assert api.get("/echo/still-alive").status_code == 201
+
+
+def test_unknown_route_is_a_404_problem(api: httpx.Client) -> None:
+    response = api.get("/no/such/route")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 404
+
+
+def test_resources_behind_a_false_condition_are_not_served(api: httpx.Client) -> None:
+    # Stage defaults to prod in this template, so the dev-only function does not exist
+    assert api.get("/dev-only").status_code == 404
+
+
+def test_function_environment_is_exactly_what_the_template_gives(api: httpx.Client, stack: LocalStack) -> None:
+    environment = json.loads(api.get("/echo/env").text)
+    template_variables = {"FROM_GLOBALS", "TABLE_NAME", "GREETING", "QUEUE_URL", "QUEUE_ARN", "JOINED", "DEV_ONLY"}
+    assert set(environment) == template_variables | set(RUNTIME_VARIABLES) | set(LOCAL_VARIABLES)
+    assert "DEVELOPER_SHELL_ONLY" not in environment
+    assert environment["FROM_GLOBALS"] == "global-value"
+    assert environment["GREETING"] == "hello from us-east-1"
+    assert environment["TABLE_NAME"] == stack.physical("Table")
+    assert environment["QUEUE_URL"] == stack.physical("WorkQueue")
+    assert environment["QUEUE_ARN"].startswith("arn:aws:sqs:us-east-1:123456789012:")
+    assert environment["JOINED"] == "a,b"
+    assert environment["DEV_ONLY"] == "no"
+    assert environment["AWS_ENDPOINT_URL"] == stack.moto_url
+    assert environment["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
+
+
+def test_each_function_imports_its_own_app_module(api: httpx.Client) -> None:
+    assert api.get("/echo/who").json()["who"] == "echo"
+    assert api.get("/echo/who").json()["layer"] == "layer"
+    assert api.get("/other").json()["who"] == "other"
+
+
+def _deliveries(stack: LocalStack, body: str) -> int:
+    item = stack.client("dynamodb").get_item(TableName=stack.physical("Table"), Key={"pk": {"S": "seen#" + body}}).get("Item")
+    return int(item["deliveries"]["N"]) if item else 0
+
+
+def test_only_the_failed_record_is_redelivered_and_a_poison_message_lands_in_the_dlq(stack: LocalStack) -> None:
+    # Given a batch with two good records and one that always fails
+    sqs = stack.client("sqs")
+    queue = stack.physical("WorkQueue")
+    for body in ("ok-1", "fail-always", "ok-2"):
+        sqs.send_message(QueueUrl=queue, MessageBody=body)
+    poller = next(p for p in stack.pollers if p.function == "ConsumerFunction")
+    # When the poller delivers until the failing record has been received maxReceiveCount times
+    deadline_hits = 0
+    while _deliveries(stack, "fail-always") < 2 and deadline_hits < 100:
+        if poller.poll_once() == 0:
+            deadline_hits += 1
+    # Then the good records were delivered once and deleted; the failing one twice
+    assert _deliveries(stack, "ok-1") == 1
+    assert _deliveries(stack, "ok-2") == 1
+    assert _deliveries(stack, "fail-always") == 2
+    # And on its next receive the redrive policy moves it to the dead-letter queue
+    dlq = stack.physical("WorkDLQ")
+
+    def dead_lettered() -> list[dict]:
+        poller.poll_once()
+        return sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=0).get("Messages", [])
+
+    assert [m["Body"] for m in wait_for(dead_lettered, timeout=10)] == ["fail-always"]
+    assert _deliveries(stack, "fail-always") == 2
+
+
+def test_a_schedule_fires_an_eventbridge_scheduled_event(stack: LocalStack) -> None:
+    # Given the schedule ticking fast (the template says once a minute)
+    stop = threading.Event()
+    schedule = Schedule("ConsumerFunction", "Tick", {"Schedule": "rate(1 minute)"}, stack.invoke, lambda _: None, stop)
+    schedule.interval = 0.2
+    schedule.start()
+    try:
+        # Then the function receives scheduled events on its own
+        def ticks() -> list[dict]:
+            items = stack.client("dynamodb").scan(TableName=stack.physical("Table"))["Items"]
+            return [json.loads(i["detail"]["S"]) for i in items if i["pk"]["S"].startswith("tick#")]
+
+        fired = wait_for(ticks, timeout=10)
+    finally:
+        stop.set()
+    assert fired[0]["detail-type"] == "Scheduled Event"
+    assert fired[0]["source"] == "aws.events"
+    assert fired[0]["resources"][0].endswith(":rule/Tick")
+    # And it can be fired on demand
+    assert stack.fire("Tick") == {"fired": "Scheduled Event"}
+
+
+def _devstack(*arguments: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "devstack", *arguments],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def test_invoke_runs_one_function_with_an_event_file(tmp_path: Path) -> None:
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"hello": "world"}))
+    result = _devstack("--template", str(FIXTURE), "invoke", "OtherFunction", "-e", str(event), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"who": "other", "module": "app"}
+
+
+def test_a_malformed_template_is_a_one_line_error(tmp_path: Path) -> None:
+    broken = tmp_path / "template.yaml"
+    broken.write_text("Resources: [unclosed\n")
+    result = _devstack("--template", str(broken), "invoke", "X", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("devstack:")
+    assert "not valid YAML" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_missing_handler_file_is_a_one_line_error(tmp_path: Path) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text(FIXTURE.read_text().replace("CodeUri: other", "CodeUri: missing"))
+    for folder in ("echo", "consumer", "layer"):
+        (tmp_path / folder).symlink_to(FIXTURE.parent / folder)
+    result = _devstack("--template", str(template), "invoke", "OtherFunction", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "OtherFunction: handler file missing/app.py does not exist" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_port_in_use_is_a_one_line_error(stack: LocalStack, tmp_path: Path) -> None:
+    result = _devstack(
+        "--template", str(FIXTURE), "start", "--api-port", str(stack.api_port), "--moto-port", str(free_port()), cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert f"port {stack.api_port} (API) is already in use" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

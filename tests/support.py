@@ -1,0 +1,120 @@
+"""What the tests share: one moto server, the template's resources built in it from
+template.yaml itself, and functions loaded in-process with exactly their template environment."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from devstack.functions import function_environment
+from devstack.resources import Provisioner, local_client
+from devstack.stack import template_parameters
+from devstack.template import FunctionSpec, Template
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+EVENTS = ROOT / "events"
+
+
+def reset_moto(endpoint: str) -> None:
+    request = urllib.request.Request(endpoint + "/moto-api/reset", method="POST")
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+class Resources:
+    """The template's resources, freshly created in moto."""
+
+    def __init__(self, endpoint: str, template_path: Path = TEMPLATE, overrides: dict[str, str] | None = None) -> None:
+        reset_moto(endpoint)
+        self.endpoint = endpoint
+        self.template = Template(template_path, template_parameters(template_path, "dev", overrides or {}))
+        self.provisioner = Provisioner(self.template, endpoint, "http://127.0.0.1:3000")
+        self.provisioner.provision_all()
+        self.functions: dict[str, FunctionSpec] = self.template.functions()
+
+    def ref(self, logical_id: str) -> str:
+        return self.provisioner.ref(logical_id)
+
+    def client(self, service: str) -> Any:
+        return local_client(service, self.endpoint)
+
+    def environment(self, logical_id: str) -> dict[str, str]:
+        return function_environment(self.functions[logical_id], self.ref(logical_id), self.endpoint)
+
+
+def clear_caches() -> None:
+    """Forget settings, clients and the table handle cached by the shared package."""
+    for name in ("payrail.settings", "payrail.aws", "payrail.db"):
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        for attribute in ("load", "client", "table"):
+            cached = getattr(module, attribute, None)
+            if hasattr(cached, "cache_clear"):
+                cached.cache_clear()
+
+
+@contextmanager
+def function_environment_of(resources: Resources, logical_id: str) -> Iterator[dict[str, str]]:
+    """os.environ set to exactly the function's environment for the duration."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(resources.environment(logical_id))
+    clear_caches()
+    try:
+        yield dict(os.environ)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        clear_caches()
+
+
+def load_function(resources: Resources, logical_id: str) -> ModuleType:
+    """Import a function's handler module under a name of its own, as Lambda would load it."""
+    spec = resources.functions[logical_id]
+    path = spec.handler_file
+    module_spec = importlib.util.spec_from_file_location(f"fn_{logical_id}", path)
+    assert module_spec
+    assert module_spec.loader
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+class LambdaContext:
+    function_name = "test"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
+    aws_request_id = "test-request"
+    log_group_name = "/aws/lambda/test"
+    log_stream_name = "test"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+def load_event(name: str, **changes: Any) -> dict[str, Any]:
+    """An event from events/, with top-level keys replaced."""
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    event.update(changes)
+    return event
+
+
+def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
