@@ -52,7 +52,10 @@ class Resources:
 
 
 def clear_caches() -> None:
-    """Forget settings, clients and the table handle cached by the shared package."""
+    """Forget settings, clients, secrets and the table handle cached by the shared package."""
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
     for name in ("payrail.settings", "payrail.aws", "payrail.db"):
         module = sys.modules.get(name)
         if module is None:

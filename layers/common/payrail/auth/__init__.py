@@ -1,0 +1,2 @@
+"""Sign-in and sessions: the service's own access tokens, refresh tokens, and the guard every
+protected route uses."""

@@ -1,0 +1,67 @@
+"""The one authentication guard every protected route uses.
+
+A request proves who it is with ``Authorization: Bearer <access token>`` or with the access-token
+cookie the sign-in callback sets. A cookie travels with any request the browser makes, so a
+mutating request authenticated by cookie must also come from an allowed ``Origin`` (CSRF).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from payrail.auth.tokens import Principal, verify_access_token
+from payrail.errors import Forbidden, Unauthorized
+from payrail.observability import logger
+from payrail.settings import PublicUrlSettings, load
+
+ACCESS_COOKIE = "payrail_access"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class OriginSettings(PublicUrlSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    allowed_origins: str = Field(default="", alias="ALLOWED_ORIGINS")
+
+    @property
+    def origins(self) -> frozenset[str]:
+        configured = {origin.strip().rstrip("/") for origin in self.allowed_origins.split(",") if origin.strip()}
+        return frozenset(configured | {self.public_base_url.rstrip("/")})
+
+
+def cookies_of(cookie_list: list[str] | None) -> dict[str, str]:
+    """API Gateway's ``cookies`` list (``name=value`` strings) as a dict; the first of a name wins."""
+    jar: dict[str, str] = {}
+    for cookie in cookie_list or []:
+        name, separator, value = cookie.strip().partition("=")
+        if separator and name and name not in jar:
+            jar[name] = value
+    return jar
+
+
+def authenticate(method: str, headers: Mapping[str, str], cookie_list: list[str] | None) -> Principal:
+    authorization = headers.get("authorization", "")
+    if authorization:
+        scheme, _, bearer = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not bearer.strip():
+            raise Unauthorized("Use the Bearer scheme.")
+        return verify_access_token(bearer.strip())
+    token = cookies_of(cookie_list).get(ACCESS_COOKIE)
+    if not token:
+        raise Unauthorized("Sign in first: no access token was presented.")
+    if method.upper() not in SAFE_METHODS:
+        origin = headers.get("origin", "").rstrip("/")
+        if origin not in load(OriginSettings).origins:
+            raise Forbidden("This request's Origin is not allowed to use the session cookie.")
+    return verify_access_token(token)
+
+
+def require_user(app: APIGatewayHttpResolver) -> Principal:
+    """The signed-in principal of the resolver's current request, or a 401/403 problem."""
+    event = app.current_event
+    principal = authenticate(event.request_context.http.method, event.headers or {}, event.cookies)
+    logger.append_keys(user_id=principal.user_id)
+    return principal

@@ -1,0 +1,1 @@
+"""Payouts: creation with idempotency, the worker's submission, and the status lifecycle."""
