@@ -1,0 +1,12 @@
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from payrail.observability import logger, metrics, tracer
+from payrail.payouts.worker import PayoutRecord, handle_record
+
+processor = BatchProcessor(event_type=EventType.SQS, model=PayoutRecord)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
