@@ -130,15 +130,24 @@ def sqs_event(payout_ids: list[str], receive_count: int = 1, receipts: list[str]
     }
 
 
-def in_process_transport(sandbox_handler: Any, prefix: str = "/sandbox/payments") -> httpx.MockTransport:
+def in_process_transport(sandbox_handler: Any) -> httpx.MockTransport:
     """An httpx transport that serves requests with the sandbox function in-process, as API
-    Gateway would call it."""
+    Gateway would call it. A request that takes longer than the client's read timeout raises
+    ``httpx.ReadTimeout`` once the provider is done, so whatever the provider did (it may have
+    accepted the payout before "timing out") stays done, as with a real socket."""
 
     def serve(request: httpx.Request) -> httpx.Response:
-        path = prefix + request.url.path
+        started = time.monotonic()
+        response = _serve(request)
+        read_timeout = (request.extensions.get("timeout") or {}).get("read")
+        if read_timeout is not None and time.monotonic() - started > read_timeout:
+            raise httpx.ReadTimeout("the provider did not answer in time", request=request)
+        return response
+
+    def _serve(request: httpx.Request) -> httpx.Response:
         event = http_event(
             request.method,
-            path,
+            request.url.path,
             raw_body=request.content.decode() if request.content else None,
             headers=dict(request.headers),
             query=dict(parse_qsl(request.url.query.decode())) or None,

@@ -2,7 +2,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from payrail.observability import logger, metrics, tracer
 from payrail.payouts.worker import PayoutRecord, handle_record
 
-processor = BatchProcessor(event_type=EventType.SQS, model=PayoutRecord)
+# A batch whose every record failed is reported as such (not raised), so each failed message
+# keeps the backoff its record handler gave it through the visibility timeout.
+processor = BatchProcessor(event_type=EventType.SQS, model=PayoutRecord, raise_on_entire_batch_failure=False)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -4,7 +4,7 @@ It behaves like a real payout API where it matters to the client: ``POST /v1/pay
 ``Idempotency-Key`` (the same key always yields the same provider payout, by a conditional put,
 so two racing requests cannot create two), and faults configured with ``PUT /faults`` are drawn
 per request: 5xx errors, 429s with ``Retry-After``, extra latency, and timeouts that outlast the
-client's timeout. Half of the timeouts happen *after* the payout was accepted and recorded,
+client's timeout. By default half of the timeouts happen *after* the payout was accepted and recorded,
 which is how real timeouts tempt a client into paying twice; the idempotency key must absorb it.
 
 ``GET /v1/payouts`` lists every payout received with its idempotency key, so tests can prove
@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from pydantic_settings import SettingsConfigDict
 
 from payrail.db import ConditionFailed, decode_cursor, encode_cursor, keys, table
-from payrail.errors import NotFound, Unprocessable
-from payrail.http import json_response, problem
+from payrail.errors import DependencyFailure, NotFound, RateLimited, Unprocessable
+from payrail.http import json_response
 from payrail.observability import logger
 from payrail.settings import TableSettings, load
 
@@ -40,6 +40,23 @@ PROVIDER = "payments"
 TAGS = ["Sandbox payment provider"]
 _PPM = 1_000_000  # rates are stored as integer parts per million: the table refuses floats
 REJECTED_ACCOUNT_PREFIX = "0000"
+
+
+class SandboxServerError(DependencyFailure):
+    status = 500
+    slug = "sandbox-server-error"
+    title = "The sandbox provider simulated a server error"
+
+
+class SandboxUnavailable(DependencyFailure):
+    slug = "sandbox-unavailable"
+    title = "The sandbox provider simulated an outage"
+
+
+class SandboxTimeout(DependencyFailure):
+    status = 504
+    slug = "sandbox-timeout"
+    title = "The sandbox provider simulated a timeout"
 
 
 class SandboxPaymentsSettings(TableSettings):
@@ -54,6 +71,9 @@ class SandboxFaults(BaseModel):
     rate_limit_rate: float = Field(default=0, ge=0, le=1, description="Share answered 429 with Retry-After")
     timeout_rate: float = Field(default=0, ge=0, le=1, description="Share that sleep past the client's timeout")
     latency_ms: int = Field(default=0, ge=0, le=10_000, description="Added to every request")
+    timeout_after_accept_share: float = Field(
+        default=0.5, ge=0, le=1, description="Share of timeouts that happen after the payout was accepted and recorded"
+    )
 
 
 class SandboxBeneficiary(BaseModel):
@@ -105,6 +125,7 @@ def current_faults() -> SandboxFaults:
         rate_limit_rate=int(item.get("rate_limit_ppm", 0)) / _PPM,
         timeout_rate=int(item.get("timeout_ppm", 0)) / _PPM,
         latency_ms=int(item.get("latency_ms", 0)),
+        timeout_after_accept_share=int(item.get("accepted_timeout_ppm", _PPM // 2)) / _PPM,
     )
 
 
@@ -117,6 +138,7 @@ def put_faults(faults: SandboxFaults) -> Response[SandboxFaults]:
             "rate_limit_ppm": round(faults.rate_limit_rate * _PPM),
             "timeout_ppm": round(faults.timeout_rate * _PPM),
             "latency_ms": faults.latency_ms,
+            "accepted_timeout_ppm": round(faults.timeout_after_accept_share * _PPM),
         }
     )
     return json_response(current_faults())
@@ -133,7 +155,9 @@ def _public(item: dict[str, Any]) -> SandboxPayout:
 
 def _accept(idempotency_key: str, request: SandboxPayoutRequest) -> tuple[int, SandboxPayout]:
     """Record the payout once per idempotency key: 201 the first time, 200 with the same payout
-    after that, 422 when the key comes back with a different request."""
+    after that, 422 when the key comes back with a different request or the account is closed."""
+    if request.beneficiary.account_number.startswith(REJECTED_ACCOUNT_PREFIX):
+        raise Unprocessable("The beneficiary's account is closed.")
     provider_id = "pp_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
     fingerprint = hashlib.sha256(json.dumps(request.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
     received_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1e6) % 1_000_000:06d}Z"
@@ -181,20 +205,17 @@ def create_provider_payout(
         time.sleep(faults.latency_ms / 1000)
     draw = random.random()
     if draw < faults.timeout_rate:
-        # A timeout: half the time the payout is accepted first and only the answer is lost.
-        if random.random() < 0.5:
+        # A timeout: by default half the time the payout is accepted first and only the answer is lost.
+        if random.random() < faults.timeout_after_accept_share:
             _accept(idempotency_key, body)
         time.sleep(load(SandboxPaymentsSettings).timeout_seconds)
-        return problem(504, "sandbox-timeout", "Timed out", "The sandbox provider simulated a timeout.")
+        raise SandboxTimeout()
     draw -= faults.timeout_rate
     if draw < faults.error_rate:
-        status = random.choice((500, 503))
-        return problem(status, "sandbox-error", "Provider error", "The sandbox provider simulated a server error.")
+        raise random.choice((SandboxServerError, SandboxUnavailable))()
     draw -= faults.error_rate
     if draw < faults.rate_limit_rate:
-        return problem(429, "sandbox-rate-limited", "Too many requests", "The sandbox provider simulated a rate limit.", retry_after=1)
-    if body.beneficiary.account_number.startswith(REJECTED_ACCOUNT_PREFIX):
-        return problem(422, "account-closed", "Account closed", "The beneficiary's account is closed.")
+        raise RateLimited("The sandbox provider simulated a rate limit.", retry_after=1)
     status, payout = _accept(idempotency_key, body)
     return json_response(payout, status=status)
 
