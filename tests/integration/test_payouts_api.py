@@ -77,6 +77,55 @@ def test_a_new_payout_is_created_pending_and_handed_to_the_worker(api: Handler, 
     assert get(api, token("alice"), f"/payouts/{body['id']}")[2] == body | {"failure_reason": None}
 
 
+def test_a_failed_hand_off_still_answers_201_and_leaves_the_payout_marked_for_reconciliation(
+    api: Handler, token, resources: Resources, monkeypatch
+) -> None:
+    # Given SQS refuses the send
+    from payrail import aws
+
+    bearer = token("alice")
+
+    def refuse(**_: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "SendMessage")
+
+    monkeypatch.setattr(aws.client("sqs"), "send_message", refuse)
+    # When a payout is created
+    status, _, body = post(api, bearer)
+    # Then the client still gets 201 pending: the payout is durable, nothing is queued, and its
+    # outbox marker (what reconciliation re-enqueues from) is in the table
+    assert status == 201
+    assert body["status"] == "pending"
+    keys = item_keys(resources)
+    assert f"PAYOUT#{body['id']}" in keys
+    assert any(k.startswith("OUTBOX#") for k in keys)
+    assert queued(resources) == []
+
+
+def test_a_key_is_kept_24_hours_and_an_expired_record_no_longer_replays(api: Handler, token, resources: Resources) -> None:
+    # Given a payout created with a key
+    import time
+
+    first = post(api, token("alice"), key="aging")[2]
+    dynamodb = resources.client("dynamodb")
+    table = resources.ref("Table")
+    record = next(i for i in dynamodb.scan(TableName=table)["Items"] if i["pk"]["S"].startswith("IDEM#"))
+    # Then its record lives at least 24 hours (TTL attribute) and does not hold the raw key
+    assert int(record["expires_at"]["N"]) >= time.time() + 24 * 3600 - 5
+    assert "aging" not in json.dumps(record)
+    # When the record has expired but TTL has not deleted it yet, and the key comes back
+    dynamodb.update_item(
+        TableName=table,
+        Key={"pk": record["pk"], "sk": record["sk"]},
+        UpdateExpression="SET expires_at = :past",
+        ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}},
+    )
+    status, headers, second = post(api, token("alice"), key="aging")
+    # Then it is a new payout, not a replay
+    assert status == 201
+    assert "idempotent-replayed" not in headers
+    assert second["id"] != first["id"]
+
+
 def test_same_key_same_body_replays_the_original_answer(api: Handler, token, resources: Resources) -> None:
     # Given a payout created with a key
     first = post(api, token("alice"))
