@@ -20,6 +20,7 @@ import hashlib
 import json
 import random
 import time
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -160,7 +161,7 @@ def _accept(idempotency_key: str, request: SandboxPayoutRequest) -> tuple[int, S
         raise Unprocessable("The beneficiary's account is closed.")
     provider_id = "pp_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
     fingerprint = hashlib.sha256(json.dumps(request.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
-    received_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1e6) % 1_000_000:06d}Z"
+    received_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     item = {
         **_payout_key(provider_id),
         "gsi1pk": _LISTING,
