@@ -66,3 +66,15 @@ def queue_depth(queue_url: str) -> int:
     except (ClientError, BotoCoreError) as error:
         raise DependencyFailure(f"SQS did not answer: {type(error).__name__}") from error
     return int(answer["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def change_visibility(queue_url: str, receipt_handle: str, seconds: int) -> None:
+    """Hide a received message for ``seconds`` (0 to 43200): a consumer's backoff before SQS
+    delivers a failed message again. Best effort: if it fails, the queue's own visibility
+    timeout still brings the message back, just later."""
+    try:
+        aws.client("sqs").change_message_visibility(
+            QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=max(0, min(43200, int(seconds)))
+        )
+    except (ClientError, BotoCoreError) as error:
+        raise DependencyFailure(f"SQS visibility change failed: {type(error).__name__}") from error

@@ -62,3 +62,8 @@ def rate_window(scope: str, subject: str, window: int) -> Key:
 
 def circuit(name: str) -> Key:
     return {"pk": f"CIRCUIT#{name}", "sk": "CIRCUIT"}
+
+
+def sandbox(provider: str, *parts: str) -> str:
+    """A partition key of a sandbox provider's own state."""
+    return "#".join(("SANDBOX", provider, *parts))
