@@ -3,6 +3,7 @@ the project's own."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -66,3 +67,10 @@ def queue_depth(queue_url: str) -> int:
     except (ClientError, BotoCoreError) as error:
         raise DependencyFailure(f"SQS did not answer: {type(error).__name__}") from error
     return int(answer["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def change_visibility(queue_url: str, receipt_handle: str, seconds: int) -> None:
+    """Make a received message visible again after ``seconds`` (so a retry comes back sooner than
+    the queue's visibility timeout). Best effort: if it fails, the message simply returns later."""
+    with contextlib.suppress(ClientError, BotoCoreError):
+        aws.client("sqs").change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=max(0, seconds))
