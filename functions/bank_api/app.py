@@ -43,7 +43,7 @@ def callback(
     code: Annotated[str | None, Query(max_length=512)] = None,
     state: Annotated[str | None, Query(max_length=256)] = None,
     error: Annotated[str | None, Query(max_length=256)] = None,
-) -> Response[reading.Connection]:
+) -> Response[reading.Connection | str]:
     binding = cookies_of(app.current_event.cookies).get(BINDING_COOKIE)
     linked = linking.callback(code, state, error, binding)
     cookies = [cleared_binding_cookie()]

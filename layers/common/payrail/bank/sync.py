@@ -3,11 +3,13 @@
 Counting is exact and relative to the state the run began from, even across a restart after a
 mutation-during-pagination error or a previous run that failed after writing some pages:
 
-* every stored transaction carries the hash of its content and, when a run wrote it, that run's
-  starting cursor (``base_cursor``) and the hash it had before (``base_hash``, absent when new);
-* a run starting from cursor S compares the bank's content with the stored item's ``base_hash``
-  when ``base_cursor`` is S (an unfinished run from the same starting point wrote it) and with
-  its current hash otherwise; only a different current hash costs a write;
+* the connection counts its committed runs (``sync_generation``); every stored transaction
+  carries the hash of its content and, when a run wrote it, the generation that run started
+  from (``base_generation``) and the hash it had before (``base_hash``, absent when new);
+* a run starting from generation G compares the bank's content with the stored item's
+  ``base_hash`` when ``base_generation`` is G (a run from the same committed state wrote it but
+  never committed) and with its current hash otherwise; only a different current hash costs a
+  write;
 * the latest outcome per transaction id wins, so a transaction seen on several pages (or again
   after a restart) is counted once.
 
@@ -68,6 +70,7 @@ class ReauthRequired(Exception):
 @dataclass
 class RunState:
     start_cursor: str
+    generation: int = 0
     outcomes: dict[str, str] = field(default_factory=dict)
     pages: int = 0
     written: int = 0
@@ -115,7 +118,7 @@ def apply_page(connection_id: str, user_id: str, page: SyncPage, state: RunState
         stored = existing.get(transaction_id)
         if stored is None:
             original: str | None = None
-        elif stored.get("base_cursor") == state.start_cursor:
+        elif stored.get("base_generation") == state.generation:
             original = stored.get("base_hash")
         else:
             original = str(stored["content_hash"])
@@ -148,7 +151,7 @@ def apply_page(connection_id: str, user_id: str, page: SyncPage, state: RunState
 
 
 def _base(state: RunState, original: str | None) -> dict[str, Any]:
-    base: dict[str, Any] = {"base_cursor": state.start_cursor}
+    base: dict[str, Any] = {"base_generation": state.generation}
     if original is not None:
         base["base_hash"] = original
     return base
@@ -191,7 +194,7 @@ class SyncRun:
         if connection.get("status") == "reauth_required":
             store.finish_without_commit(self.connection_id, self.owner, None)
             return None
-        state = RunState(start_cursor=str(connection.get("sync_cursor", "")))
+        state = RunState(start_cursor=str(connection.get("sync_cursor", "")), generation=int(connection.get("sync_generation", 0)))
         committed = False
         try:
             tokens = envelope.open_sealed(_sealed_of(connection), self.connection_id)
@@ -200,7 +203,7 @@ class SyncRun:
                     tokens = self._refresh(bank, tokens)
                 cursor = self._page_all(bank, tokens, str(connection["user_id"]), state)
             summary = state.summary("succeeded")
-            store.commit_sync(self.connection_id, self.owner, int(time.time()), cursor, summary)
+            store.commit_sync(self.connection_id, self.owner, int(time.time()), cursor, summary, state.generation + 1)
             committed = True
         except ReauthRequired:
             store.finish_without_commit(self.connection_id, self.owner, state.summary("reauth_required"), status="reauth_required")

@@ -80,7 +80,9 @@ def sync_record(record: SQSRecord, remaining: Callable[[], float]) -> dict[str, 
 def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Every record of an SQS batch through :func:`sync_record`, with a partial batch response."""
     # No logger given to the processor: a quiet retry must not print a warning with a traceback.
-    processor = BatchProcessor(event_type=EventType.SQS)
+    # A whole failed batch is reported like a partial one (no exception, no stack trace in the log):
+    # with one record per invocation that is the normal way to give a message back.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
     def remaining() -> float:
         return float(context.get_remaining_time_in_millis()) / 1000

@@ -110,15 +110,23 @@ def save_tokens(connection_id: str, owner: str, now: int, sealed: Mapping[str, A
         raise LeaseLost(connection_id) from failed
 
 
-def commit_sync(connection_id: str, owner: str, now: int, cursor: str, summary: Mapping[str, Any]) -> None:
-    """The new cursor and the run's summary, and the lease released, in one conditional write."""
+def commit_sync(connection_id: str, owner: str, now: int, cursor: str, summary: Mapping[str, Any], generation: int) -> None:
+    """The new cursor, the run's summary and generation, and the lease released, in one conditional write."""
     try:
         table().update(
             keys.connection(connection_id),
-            "SET sync_cursor = :cursor, last_sync = :summary, #status = :active REMOVE lease_owner, lease_expires_at",
+            "SET sync_cursor = :cursor, last_sync = :summary, sync_generation = :generation, #status = :active"
+            " REMOVE lease_owner, lease_expires_at",
             condition=_HOLDS_LEASE,
             names={"#status": "status"},
-            values={":cursor": cursor, ":summary": dict(summary), ":active": "active", ":owner": owner, ":now": now},
+            values={
+                ":cursor": cursor,
+                ":summary": dict(summary),
+                ":generation": generation,
+                ":active": "active",
+                ":owner": owner,
+                ":now": now,
+            },
             returns="NONE",
         )
     except ConditionFailed as failed:
