@@ -84,7 +84,7 @@ class RunState:
             "pages": self.pages,
             "written": self.written,
             "status": status,
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "finished_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }
 
 
