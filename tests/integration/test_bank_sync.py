@@ -489,3 +489,25 @@ def test_the_browser_flow_redirects_back_to_the_relative_path_it_asked_for(world
     assert back.status_code == 302, back.text
     assert back.headers["location"] == "/settings/banks"
     assert _connection_count(world, user_id) == 1
+
+
+@pytest.mark.parametrize("name", ["connect", "connections", "sync_now", "transactions"])
+def test_the_sample_api_events_reach_their_routes_and_a_placeholder_token_is_refused(world: BankWorld, name: str) -> None:
+    from tests.support import LambdaContext, load_event
+
+    response = world.handlers["BankApiFunction"](load_event(f"bank_api/{name}.json"), LambdaContext())
+    assert response["statusCode"] == 401
+    assert response["headers"]["Content-Type"] == "application/problem+json"
+
+
+def test_the_sample_callback_event_without_a_stored_attempt_is_a_400(world: BankWorld) -> None:
+    from tests.support import LambdaContext, load_event
+
+    response = world.handlers["BankApiFunction"](load_event("bank_api/callback.json"), LambdaContext())
+    assert response["statusCode"] == 400
+
+
+def test_the_sample_worker_event_for_an_unknown_connection_is_dropped_not_retried(world: BankWorld) -> None:
+    from tests.support import LambdaContext, load_event
+
+    assert world.handlers["BankSyncWorkerFunction"](load_event("bank_sync_worker/sync.json"), LambdaContext()) == {"batchItemFailures": []}
