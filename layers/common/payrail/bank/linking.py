@@ -18,13 +18,13 @@ from typing import Any
 from payrail.auth import oauth_state
 from payrail.auth.tokens import Principal
 from payrail.bank import envelope
-from payrail.bank.provider import BankClient, BankGrantRejected
+from payrail.bank.provider import BankClient, BankGrantRejected, BankRateLimited, BankUnauthorized
 from payrail.bank.reading import Connection, connection_view
 from payrail.bank.schedule import iso
 from payrail.bank.settings import BankProviderSettings, TokensKeySettings
 from payrail.bank.sync import sealed_attributes
 from payrail.db import bank as store
-from payrail.errors import ValidationFailed
+from payrail.errors import DependencyFailure, ValidationFailed
 from payrail.observability import logger
 from payrail.settings import load
 
@@ -65,7 +65,10 @@ def callback(code: str | None, state: str | None, error: str | None, binding: st
             tokens = bank.exchange_code(code, consumed.code_verifier)
         except BankGrantRejected as rejected:
             raise ValidationFailed("The bank refused the authorisation code.") from rejected
-        accounts = bank.accounts(tokens.access_token)
+        try:
+            accounts = bank.accounts(tokens.access_token)
+        except (BankUnauthorized, BankRateLimited) as refused:
+            raise DependencyFailure("The bank did not let us read the accounts; try linking again later.") from refused
     connection_id = "conn_" + secrets.token_hex(10)
     sealed = envelope.seal(tokens, connection_id, load(TokensKeySettings).tokens_key_id)
     now = datetime.now(UTC)
