@@ -1,10 +1,11 @@
-"""The KMS adapter: data keys for envelope encryption, and errors turned into the project's own.
-
-Nothing here logs key material; a plaintext data key lives only in the caller's memory.
-"""
+"""The KMS adapter: encrypt and decrypt small secrets under a key, and data keys for envelope
+encryption, each bound to an encryption context so a ciphertext cannot be replayed for another
+purpose or record; errors mapped once. Nothing here logs key material; a plaintext data key
+lives only in the caller's memory."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -14,10 +15,32 @@ from payrail import aws
 from payrail.errors import DependencyFailure
 
 
+def encrypt(key_id: str, plaintext: bytes, context: Mapping[str, str]) -> str:
+    """Base64 ciphertext of ``plaintext`` (at most 4 KiB) under ``key_id``."""
+    try:
+        answer = aws.client("kms").encrypt(KeyId=key_id, Plaintext=plaintext, EncryptionContext=dict(context))
+    except (ClientError, BotoCoreError) as error:
+        raise DependencyFailure(f"KMS encrypt failed: {type(error).__name__}") from error
+    return base64.b64encode(answer["CiphertextBlob"]).decode()
+
+
+def decrypt(ciphertext: str, context: Mapping[str, str]) -> bytes:
+    try:
+        answer = aws.client("kms").decrypt(CiphertextBlob=base64.b64decode(ciphertext), EncryptionContext=dict(context))
+    except (ClientError, BotoCoreError) as error:
+        raise DependencyFailure(f"KMS decrypt failed: {type(error).__name__}") from error
+    return bytes(answer["Plaintext"])
+
+
+# -------------------------------------------------------------------- envelope encryption
 @dataclass(frozen=True)
 class DataKey:
     plaintext: bytes
     ciphertext: bytes
+
+
+class KeyRefused(Exception):
+    """KMS will not decrypt this data key (wrong context, wrong key, or tampered)."""
 
 
 def generate_data_key(key_id: str, context: Mapping[str, str]) -> DataKey:
@@ -30,7 +53,7 @@ def generate_data_key(key_id: str, context: Mapping[str, str]) -> DataKey:
 
 
 def decrypt_data_key(ciphertext: bytes, context: Mapping[str, str]) -> bytes:
-    """The plaintext of an encrypted data key; KMS refuses it when ``context`` differs from the one it was made with."""
+    """The plaintext of an encrypted data key; KeyRefused when ``context`` differs from the one it was made with."""
     try:
         answer = aws.client("kms").decrypt(CiphertextBlob=ciphertext, EncryptionContext=dict(context))
     except ClientError as error:
@@ -41,7 +64,3 @@ def decrypt_data_key(ciphertext: bytes, context: Mapping[str, str]) -> bytes:
     except BotoCoreError as error:
         raise DependencyFailure(f"KMS Decrypt failed: {type(error).__name__}") from error
     return bytes(answer["Plaintext"])
-
-
-class KeyRefused(Exception):
-    """KMS will not decrypt this data key (wrong context, wrong key, or tampered)."""

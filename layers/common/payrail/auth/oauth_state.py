@@ -113,13 +113,3 @@ def consume(purpose: str, state: str | None, binding: str | None, now: float | N
     return ConsumedState(
         nonce=item["nonce"], code_verifier=item["code_verifier"], redirect_to=item["redirect_to"], user_id=item.get("user_id")
     )
-
-
-def binding_cookie(binding: str, secure: bool = True) -> str:
-    """The HttpOnly cookie that ties the attempt to this browser. SameSite=Lax: the provider's
-    redirect back is a top-level GET navigation, which Lax cookies accompany."""
-    return f"{BINDING_COOKIE}={binding}; Max-Age={STATE_TTL_SECONDS}; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
-
-
-def clear_binding_cookie() -> str:
-    return f"{BINDING_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax; Secure"
