@@ -4,27 +4,16 @@ then sync through the API, SQS and the worker, and read the results back over HT
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 
+from tests.e2e.signin import sign_in
 from tests.support import wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def _mint_token(stack: Any, user_id: str) -> str:
-    """An access token signed with the running stack's own session key (until the shared
-    e2e sign-in helper is on main, this stands in for signing in through the sandbox IdP)."""
-    secret = json.loads(stack.client("secretsmanager").get_secret_value(SecretId=stack.physical("SessionSigningSecret"))["SecretString"])
-    kid = secret["active_kid"]
-    now = int(time.time())
-    claims = {"iss": stack.api_url, "aud": "payrail-api", "sub": user_id, "sid": "e2e-" + user_id, "iat": now, "exp": now + 900}
-    return jwt.encode(claims, secret[kid], algorithm="HS256", headers={"kid": kid})
 
 
 def _link(api: httpx.Client, auth: dict[str, str], login: str) -> dict[str, Any]:
@@ -63,8 +52,8 @@ def _counts(summary: dict[str, Any]) -> tuple[int, int, int, int]:
 
 
 def test_link_and_sync_a_sandbox_bank_then_follow_its_changes(stack: Any, api: httpx.Client) -> None:
-    user_id, login = "e2e-" + uuid.uuid4().hex[:8], f"{uuid.uuid4().hex[:8]}@bank.example"
-    auth = {"Authorization": f"Bearer {_mint_token(stack, user_id)}"}
+    login = f"{uuid.uuid4().hex[:8]}@bank.example"
+    auth = {"Authorization": f"Bearer {sign_in(api, login)}"}
     # Given a sandbox bank connection linked through the OAuth flow
     connection = _link(api, auth, login)
     assert connection["status"] == "active"
