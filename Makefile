@@ -55,3 +55,7 @@ deploy: build ## make deploy ENV=dev|prod
 
 clean:
 	rm -rf .aws-sam .devstack .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: bench-bank
+bench-bank: $(STAMP) ## sync 10,000 bank transactions (page size 100) in-process on moto; rate, AWS calls per 1,000, re-sync writes
+	$(PY) bench/bank_sync.py --transactions 10000 --page-size 100

@@ -25,7 +25,6 @@ from pydantic_settings import SettingsConfigDict
 from payrail import queues
 from payrail.db import payouts as store
 from payrail.db.circuit import CircuitBreaker, CircuitOpen
-from payrail.errors import DependencyFailure
 from payrail.observability import CORRELATION_ATTRIBUTE, logger, metrics, new_correlation_id, sane_correlation_id, set_correlation_id
 from payrail.payouts import provider
 from payrail.payouts.provider import ProviderRejected, ProviderSettings, ProviderTransientError
@@ -82,10 +81,7 @@ def _back_off(record: PayoutRecord, retry_after: int | None) -> int:
     settings = load(WorkerSettings)
     receive_count = int(record.attributes.ApproximateReceiveCount or 1)
     delay = backoff_seconds(receive_count, settings.backoff_base_seconds, settings.backoff_cap_seconds, retry_after)
-    try:
-        queues.change_visibility(settings.payouts_queue_url, record.receiptHandle, delay)
-    except DependencyFailure as error:
-        logger.warning("backoff not applied; the queue's visibility timeout applies", extra={"error": error.detail})
+    queues.change_visibility(settings.payouts_queue_url, record.receiptHandle, delay)
     return delay
 
 
