@@ -278,3 +278,25 @@ def test_after_the_cool_down_exactly_one_of_many_workers_gets_the_probe(world: W
         thread.join()
     # Then exactly one gets the probe, the others are refused
     assert sorted(outcomes) == ["probe"] + ["refused"] * 7
+
+
+def test_a_payout_that_keeps_failing_is_dead_lettered_and_stays_marked_for_reconciliation(world: World) -> None:
+    # Given a provider that always fails, and the payouts queue's redrive lowered to 2 receives for speed
+    sqs = world.resources.client("sqs")
+    queue, dlq = world.resources.ref("PayoutsQueue"), world.resources.ref("PayoutsDLQ")
+    policy = json.loads(sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"])
+    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"RedrivePolicy": json.dumps({**policy, "maxReceiveCount": 2})})
+    world.faults(error_rate=1.0)
+    payout = world.create("doomed")
+    # When the worker keeps receiving it (each failure hides it for its backoff)
+    poller = world.poller()
+    deadline = time.monotonic() + 20
+    dead: list[dict[str, Any]] = []
+    while not dead and time.monotonic() < deadline:
+        poller.poll_once()
+        dead = sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=0).get("Messages", [])
+    # Then the message is in the dead-letter queue, and the payout is still pending with its
+    # outbox marker, which is how the scheduled reconciliation finds it again
+    assert [json.loads(m["Body"])["payout_id"] for m in dead] == [payout["id"]]
+    assert world.payout(payout["id"])["status"] == "pending"
+    assert any(k.startswith("OUTBOX#") for k in item_keys(world.resources))
