@@ -67,6 +67,11 @@ def circuit(name: str) -> Key:
     return {"pk": f"CIRCUIT#{name}", "sk": "CIRCUIT"}
 
 
+def sandbox(provider: str, *parts: str) -> str:
+    """A partition key of a sandbox provider's own state."""
+    return "#".join(("SANDBOX", provider, *parts))
+
+
 # -------------------------------------------------------------------- bank sync
 BANK_DUE_SHARDS = 4
 
