@@ -27,12 +27,12 @@ from typing import Any
 import httpx
 
 from devstack.running import RunningStack
-from scenarios import bank
+from scenarios import bank, payouts
 from scenarios.signin import sign_in
 from scenarios.waiting import TimedOut
 
-FINAL = {"paid", "failed"}
-BENEFICIARY = {"name": "Thandi Nkosi", "account_number": "62012345678", "bank_code": "250655"}
+ORDER = ("pending", "submitted", "processing", "paid", "failed")
+FINAL = payouts.FINAL
 
 
 class Story:
@@ -59,46 +59,16 @@ class Story:
             print(f"  … {text}", flush=True)
 
 
-def _payout(amount: int, reference: str, account_number: str | None = None) -> dict[str, Any]:
-    return {
-        "amount": amount,
-        "currency": "ZAR",
-        "beneficiary": {**BENEFICIARY, **({"account_number": account_number} if account_number else {})},
-        "reference": reference,
-    }
+def watch_progress(story: Story, api: httpx.Client, auth: dict[str, str], ids: set[str], timeout: float) -> dict[str, str]:
+    """Wait for every payout to be final, with a live progress line."""
 
+    def show(counts: Counter[str]) -> None:
+        story.progress(" · ".join(f"{counts[s]} {s}" for s in ORDER if counts[s]) or "waiting")
 
-def create(api: httpx.Client, auth: dict[str, str], body: dict[str, Any], key: str | None = None) -> httpx.Response:
-    return api.post("/payouts", json=body, headers={**auth, "Idempotency-Key": key or str(uuid.uuid4())})
-
-
-def statuses(api: httpx.Client, auth: dict[str, str], ids: set[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    cursor: str | None = None
-    while True:
-        page = api.get("/payouts", params={"limit": 100, **({"cursor": cursor} if cursor else {})}, headers=auth).json()
-        found.update({item["id"]: item["status"] for item in page["items"] if item["id"] in ids})
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return found
-
-
-def watch(story: Story, api: httpx.Client, auth: dict[str, str], ids: set[str], timeout: float) -> dict[str, str]:
-    """Poll until every payout is final, with a live progress line."""
-    deadline = time.monotonic() + timeout
-    current: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        current = statuses(api, auth, ids)
-        counts = Counter(current.values())
-        story.progress(
-            " · ".join(f"{counts[s]} {s}" for s in ("pending", "submitted", "processing", "paid", "failed") if counts[s]) or "waiting"
-        )
-        if len(current) == len(ids) and set(current.values()) <= FINAL:
-            break
-        time.sleep(0.5)
-    counts = Counter(current.values())
-    story.progress(" · ".join(f"{counts[s]} {s}" for s in sorted(counts)), done=True)
-    return current
+    final = payouts.watch(lambda: payouts.statuses(api, auth), ids, timeout, show)
+    counts = Counter(final.values())
+    story.progress(" · ".join(f"{counts[s]} {s}" for s in ORDER if counts[s]), done=True)
+    return final
 
 
 def forged_webhooks(api: httpx.Client, count: int) -> int:
@@ -148,7 +118,10 @@ def run(stack: RunningStack, story: Story, burst: int) -> dict[str, Any]:
 
     story.step("Create a payout, then retry it with the same Idempotency-Key")
     key = str(uuid.uuid4())
-    first, retry = create(api, auth, _payout(12550, "Invoice 1001"), key), create(api, auth, _payout(12550, "Invoice 1001"), key)
+    first, retry = (
+        payouts.create(api, auth, payouts.body(12550, "Invoice 1001"), key),
+        payouts.create(api, auth, payouts.body(12550, "Invoice 1001"), key),
+    )
     story.check(first.status_code == 201, f"201 Created: payout {first.json().get('id')} for R125.50")
     story.check(
         retry.status_code == 201 and retry.json()["id"] == first.json()["id"] and retry.headers.get("idempotent-replayed") == "true",
@@ -158,9 +131,9 @@ def run(stack: RunningStack, story: Story, burst: int) -> dict[str, Any]:
 
     story.step(f"A concurrent burst: {burst} payouts from 8 clients, and 16 concurrent sends of one key")
     with ThreadPoolExecutor(max_workers=8) as pool:
-        burst_answers = list(pool.map(lambda i: create(api, auth, _payout(1000 + i, f"Burst {i}")), range(burst)))
+        burst_answers = list(pool.map(lambda i: payouts.create(api, auth, payouts.body(1000 + i, f"Burst {i}")), range(burst)))
         duplicate_key = str(uuid.uuid4())
-        duplicates = list(pool.map(lambda _: create(api, auth, _payout(777, "Same key"), duplicate_key), range(16)))
+        duplicates = list(pool.map(lambda _: payouts.create(api, auth, payouts.body(777, "Same key"), duplicate_key), range(16)))
     story.check(all(r.status_code == 201 for r in burst_answers), f"{burst} payouts created")
     duplicate_ids = {r.json()["id"] for r in duplicates if r.status_code == 201}
     story.check(
@@ -169,7 +142,7 @@ def run(stack: RunningStack, story: Story, burst: int) -> dict[str, Any]:
     ids |= {r.json()["id"] for r in burst_answers if r.status_code == 201} | duplicate_ids
 
     story.step("Watch them settle through the provider's signed webhooks")
-    final = watch(story, api, auth, ids, timeout=120)
+    final = watch_progress(story, api, auth, ids, timeout=120)
     story.check(len(final) == len(ids) and set(final.values()) <= FINAL, f"all {len(ids)} payouts reached paid or failed")
 
     story.step("Redeliver every webhook event again, and send forged ones")
@@ -179,16 +152,16 @@ def run(stack: RunningStack, story: Story, burst: int) -> dict[str, Any]:
         for event in api.get(f"/sandbox/payments/v1/payouts/{provider_id}/events").json().get("items", []):
             delivered += api.post(f"/sandbox/payments/v1/events/{event['id']}/redeliver").status_code < 300
     time.sleep(3)
-    after = statuses(api, auth, ids)
+    after = {k: v for k, v in payouts.statuses(api, auth).items() if k in ids}
     story.check(after == final, f"{delivered} redelivered events changed nothing (deduplicated by event id)")
     forged_accepted = forged_webhooks(api, 20)
     story.check(forged_accepted == 0, f"20 forged, tampered, stale or unsigned webhooks: {forged_accepted} accepted")
 
     story.step("Faults at the provider: 20% 5xx, 10% 429, 5% timeouts")
     api.put("/sandbox/payments/faults", json={"error_rate": 0.2, "rate_limit_rate": 0.1, "timeout_rate": 0.05, "latency_ms": 0})
-    faulty = [create(api, auth, _payout(5000 + i, f"Under faults {i}")) for i in range(10)]
+    faulty = [payouts.create(api, auth, payouts.body(5000 + i, f"Under faults {i}")) for i in range(10)]
     faulty_ids = {r.json()["id"] for r in faulty if r.status_code == 201}
-    faulty_final = watch(story, api, auth, faulty_ids, timeout=180)
+    faulty_final = watch_progress(story, api, auth, faulty_ids, timeout=180)
     api.put("/sandbox/payments/faults", json={"error_rate": 0, "rate_limit_rate": 0, "timeout_rate": 0, "latency_ms": 0})
     story.check(
         len(faulty_final) == 10 and set(faulty_final.values()) <= FINAL,
@@ -196,11 +169,9 @@ def run(stack: RunningStack, story: Story, burst: int) -> dict[str, Any]:
     )
     ids |= faulty_ids
 
-    received = api.get("/sandbox/payments/v1/payouts").json()
-    received_items = received.get("items", received) if isinstance(received, dict) else received
-    per_key = Counter(item["idempotency_key"] for item in received_items)
-    provider_duplicates = sum(count - 1 for count in per_key.values() if count > 1)
-    story.check(provider_duplicates == 0, f"the provider received {len(per_key)} distinct payouts, {provider_duplicates} duplicates")
+    received = payouts.provider_received(api)
+    provider_duplicates = payouts.provider_duplicates(received)
+    story.check(provider_duplicates == 0, f"the provider received {len(received)} payouts, {provider_duplicates} duplicates")
 
     story.step("Link a sandbox bank and sync it twice")
     connection = bank.link(api, auth, "ada@example.com")
@@ -221,10 +192,10 @@ def run(stack: RunningStack, story: Story, burst: int) -> dict[str, Any]:
     faulted = bank.sync(api, auth, connection["id"], timeout=120)
     story.check(faulted["inserted"] == 12, f"the sync absorbed them: {faulted['inserted']} inserted in {faulted['pages']} pages")
 
-    by_status = Counter(statuses(api, auth, ids).values())
+    by_status = Counter(status for payout_id, status in payouts.statuses(api, auth).items() if payout_id in ids)
     summary.update(
         payouts=dict(by_status),
-        provider_received=len(per_key),
+        provider_received=len(received),
         provider_duplicates=provider_duplicates,
         webhooks_redelivered=delivered,
         forged_sent=20,
