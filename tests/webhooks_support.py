@@ -7,9 +7,13 @@ its own."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -136,7 +140,40 @@ class InProcess:
         self.module = load_function(resources, logical_id)
 
     def __call__(self, event: dict[str, Any]) -> Any:
-        from tests.support import LambdaContext, function_environment_of
+        with self.environment():
+            return self.raw(event)
 
-        with function_environment_of(self.resources, self.logical_id):
-            return self.module.lambda_handler(event, LambdaContext())
+    def environment(self) -> Any:
+        """The function's environment; enter it once around calls made from several threads."""
+        from tests.support import function_environment_of
+
+        return function_environment_of(self.resources, self.logical_id)
+
+    def raw(self, event: dict[str, Any]) -> Any:
+        from tests.support import LambdaContext
+
+        return self.module.lambda_handler(event, LambdaContext())
+
+
+@contextmanager
+def captured_logs() -> Iterator[io.StringIO]:
+    """The JSON log lines the shared logger writes meanwhile (its handler keeps the stream it
+    was created with, so pytest's capsys does not see them)."""
+    from payrail.observability import logger
+
+    buffer = io.StringIO()
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    previous = handler.setStream(buffer)
+    try:
+        yield buffer
+    finally:
+        handler.setStream(previous)  # type: ignore[arg-type]
+
+
+def log_lines(buffer: io.StringIO, message: str) -> list[dict[str, Any]]:
+    return [
+        line
+        for line in (json.loads(raw) for raw in buffer.getvalue().splitlines() if raw.startswith("{"))
+        if line.get("message") == message
+    ]

@@ -27,7 +27,7 @@ import jwt
 TOLERANCE_SECONDS = 300
 SIGNATURE_VERSION = "v1"
 JWT_ALGORITHMS = ("HS256",)
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 (a format prefix, not a secret)
 
 
 class SignatureRejected(Exception):
