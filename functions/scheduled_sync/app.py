@@ -2,9 +2,12 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from payrail.handlers import scheduled_handler
 from payrail.scheduled import run_jobs
+from payrail.webhooks.reconcile import reconcile_payouts
 
 # The periodic use cases: bank-sync fan-out and payout reconciliation register here.
-JOBS: list = []
+JOBS: list = [
+    reconcile_payouts,
+]
 
 
 @scheduled_handler
