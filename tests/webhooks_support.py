@@ -66,7 +66,7 @@ def put_payout(
 ) -> dict[str, Any]:
     """A payout item as the payouts feature writes it, with its unfinished-payout marker."""
     pid = payout_id or f"po_{uuid.uuid4().hex[:16]}"
-    created = (datetime.now(UTC) - age).isoformat()
+    created = (datetime.now(UTC) - age).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     item = {
         **keys.payout(pid),
         "gsi1pk": keys.user_payouts_index("user-1"),

@@ -140,7 +140,7 @@ def test_a_recently_updated_payout_is_left_to_its_webhooks(world: dict, provider
         TableName=world["resources"].ref("Table"),
         Key={"pk": {"S": f"PAYOUT#{item['id']}"}, "sk": {"S": "PAYOUT"}},
         UpdateExpression="SET updated_at = :now",
-        ExpressionAttributeValues={":now": {"S": datetime.now(UTC).isoformat()}},
+        ExpressionAttributeValues={":now": {"S": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}},
     )
     provider.answers[item["id"]] = (200, {"id": item["id"], "status": "paid"})
 

@@ -47,6 +47,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def timestamp_text(moment: datetime) -> str:
+    """RFC 3339 UTC with microseconds, as the payouts feature writes ``created_at`` and
+    ``updated_at``: string order is time order, which the outbox query relies on."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _event_record(change: StatusChange, outcome: Outcome, now: datetime, why: str | None = None) -> Item:
     return {
         **keys.webhook_event(change.event_id),
@@ -57,7 +63,7 @@ def _event_record(change: StatusChange, outcome: Outcome, now: datetime, why: st
         "outcome": outcome.value,
         "reason": why,
         "source": change.source,
-        "recorded_at": now.isoformat(),
+        "recorded_at": timestamp_text(now),
         "expires_at": int((now + timedelta(days=EVENT_RECORD_DAYS)).timestamp()),
     }
 
@@ -91,7 +97,7 @@ def apply_status_change(change: StatusChange) -> tuple[Outcome, Item | None]:
     db = table()
     condition, names, values = transition_condition(change.target)
     update = "SET #status = :target, updated_at = :now, version = if_not_exists(version, :zero) + :one, last_event_id = :event"
-    values = {**values, ":target": change.target.value, ":now": now.isoformat(), ":zero": 0, ":one": 1, ":event": change.event_id}
+    values = {**values, ":target": change.target.value, ":now": timestamp_text(now), ":zero": 0, ":one": 1, ":event": change.event_id}
     if change.provider_reference:
         update += ", provider_reference = if_not_exists(provider_reference, :reference)"
         values[":reference"] = change.provider_reference
@@ -119,7 +125,7 @@ def apply_status_change(change: StatusChange) -> tuple[Outcome, Item | None]:
 
 
 def outbox_markers(shard: str, older_than: str, limit: int = 100) -> list[Item]:
-    """Unfinished-payout markers of ``shard`` created before ``older_than`` (ISO 8601), oldest first."""
+    """Unfinished-payout markers of ``shard`` created before ``older_than`` (:func:`timestamp_text`), oldest first."""
     found: list[Item] = []
     start = None
     while True:

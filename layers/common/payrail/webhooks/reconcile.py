@@ -25,7 +25,7 @@ from pydantic import Field
 
 from payrail import queues
 from payrail.db import Item, keys
-from payrail.db.payment_events import StatusChange, delete_marker, outbox_markers, payouts
+from payrail.db.payment_events import StatusChange, delete_marker, outbox_markers, payouts, timestamp_text
 from payrail.observability import CORRELATION_HEADER, correlation_id, logger, metrics
 from payrail.payouts.status import PayoutStatus
 from payrail.settings import _Base, load
@@ -102,7 +102,7 @@ def reconcile_payouts(now: datetime) -> dict[str, Any]:
     tally: Counter[str] = Counter()
     requeue: list[dict[str, Any]] = []
     for shard in keys.outbox_shards():
-        markers = outbox_markers(shard, grace_cutoff.isoformat())
+        markers = outbox_markers(shard, timestamp_text(grace_cutoff))
         if not markers:
             continue
         found = payouts([str(m["sk"]).rsplit("#", 1)[-1] for m in markers])
