@@ -249,7 +249,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(response.body)
         elapsed = (time.perf_counter() - started) * 1000
-        self.server.log(f"{self.command} {self.path} -> {target} {response.status} {elapsed:.0f} ms")
+        # The path only: query strings carry authorization codes, states and emails.
+        self.server.log(f"{self.command} {path} -> {target} {response.status} {elapsed:.0f} ms")
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
 

@@ -36,6 +36,11 @@ def fail(kind: str) -> dict:
     raise errors[kind]
 
 
+@app.get("/broken")
+def broken() -> Body:
+    return {"amount": "not a number"}  # type: ignore[return-value]
+
+
 @api_handler
 def handler(event, context):
     return app.resolve(event, context)
@@ -101,3 +106,9 @@ def test_unknown_route_is_a_404_problem() -> None:
     response = handler(_event("GET", "/nowhere"), LambdaContext())
     assert response["statusCode"] == 404
     assert json.loads(response["body"])["type"] == "urn:payrail:problem:not-found"
+
+
+def test_a_response_that_breaks_its_own_model_is_a_500_not_the_clients_fault() -> None:
+    response = handler(_event("GET", "/broken"), LambdaContext())
+    assert response["statusCode"] == 500
+    assert json.loads(response["body"])["type"] == "urn:payrail:problem:internal-error"

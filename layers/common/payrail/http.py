@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Mapping
+from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -76,7 +77,12 @@ def _field_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def create_app(*, strip_prefixes: list[str] | None = None) -> APIGatewayHttpResolver:
     """A resolver whose every failure is a problem document and never a stack trace."""
-    app = APIGatewayHttpResolver(enable_validation=True, strip_prefixes=strip_prefixes)  # type: ignore[arg-type]
+    # A response that does not match its route's declared model is the service's bug: 500, not 400.
+    app = APIGatewayHttpResolver(
+        enable_validation=True,
+        response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
+        strip_prefixes=strip_prefixes,  # type: ignore[arg-type]
+    )
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(error: RequestValidationError) -> Response:

@@ -189,7 +189,8 @@ class Table:
             raise _translate(error) from error
         return deserialize(answer["Item"]) if "Item" in answer else None
 
-    def _write(self, action: Write, returns: str | None = None) -> Item | None:
+    def run(self, action: Write, returns: str | None = None) -> Item | None:
+        """Run one prepared Put, Update or Delete action on its own (outside a transaction)."""
         call = {"Put": self._client.put_item, "Update": self._client.update_item, "Delete": self._client.delete_item}[action.kind]
         params = dict(action.params)
         if returns:
@@ -209,7 +210,7 @@ class Table:
         values: Mapping[str, Any] | None = None,
         return_on_failure: bool = False,
     ) -> None:
-        self._write(self.put_action(item, condition, names, values, return_on_failure))
+        self.run(self.put_action(item, condition, names, values, return_on_failure))
 
     def update(
         self,
@@ -221,7 +222,7 @@ class Table:
         returns: str = "ALL_NEW",
         return_on_failure: bool = False,
     ) -> Item | None:
-        return self._write(self.update_action(key, update, condition, names, values, return_on_failure), returns)
+        return self.run(self.update_action(key, update, condition, names, values, return_on_failure), returns)
 
     def delete(
         self,
@@ -231,7 +232,7 @@ class Table:
         values: Mapping[str, Any] | None = None,
         returns: str = "ALL_OLD",
     ) -> Item | None:
-        return self._write(self.delete_action(key, condition, names, values), returns)
+        return self.run(self.delete_action(key, condition, names, values), returns)
 
     # ---------------------------------------------------------------- many items
     def query(

@@ -1,0 +1,92 @@
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from payrail.auth import signin
+from payrail.auth.guard import cookies_of, require_user
+from payrail.auth.oauth_state import BINDING_COOKIE
+from payrail.http import api_handler, create_app, json_response
+from pydantic import BaseModel, Field
+
+app = create_app()
+TAGS = ["Sign-in"]
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+def _client_address() -> str:
+    return app.current_event.request_context.http.source_ip
+
+
+def _presented(body: RefreshRequest | None) -> signin.PresentedRefresh:
+    event = app.current_event
+    return signin.presented_refresh(
+        event.request_context.http.method, event.headers or {}, event.cookies, body.refresh_token if body else None
+    )
+
+
+@app.get(
+    "/auth/login",
+    summary="Start signing in: redirect to the identity provider",
+    tags=TAGS,
+    responses={302: {"description": "To the provider"}},
+)
+def login(
+    redirect_to: Annotated[str | None, Query(max_length=512)] = None,
+    login_hint: Annotated[str | None, Query(max_length=320)] = None,
+) -> Response[str]:
+    signin.limit(_client_address())
+    url, cookie = signin.begin_login(redirect_to, login_hint)
+    return Response(302, "text/plain", "", headers={"Location": url, **NO_STORE}, cookies=[cookie])
+
+
+@app.get(
+    "/auth/callback",
+    summary="Finish signing in: the provider redirects here with a code",
+    tags=TAGS,
+    responses={200: {"description": "Tokens, for Accept: application/json"}, 302: {"description": "To redirect_to, with session cookies"}},
+)
+def callback(
+    code: Annotated[str | None, Query(max_length=2048)] = None,
+    state: Annotated[str | None, Query(max_length=256)] = None,
+    error: Annotated[str | None, Query(max_length=256)] = None,
+) -> Response[signin.Tokens | str]:
+    signin.limit(_client_address())
+    binding = cookies_of(app.current_event.cookies).get(BINDING_COOKIE)
+    tokens, redirect_to = signin.complete_login(code, state, binding, error)
+    cookies = [signin.cleared_binding_cookie(), *signin.session_cookies(tokens)]
+    if "application/json" in (app.current_event.headers or {}).get("accept", ""):
+        return Response(200, "application/json", tokens, headers=NO_STORE, cookies=cookies)
+    return Response(302, "text/plain", "", headers={"Location": redirect_to, **NO_STORE}, cookies=cookies)
+
+
+@app.post("/auth/refresh", summary="Rotate the refresh token and get a new access token", tags=TAGS)
+def refresh(body: RefreshRequest | None = None) -> Response[signin.Tokens]:
+    signin.limit(_client_address())
+    presented = _presented(body)
+    tokens = signin.refresh(presented.token)
+    return Response(
+        200, "application/json", tokens, headers=NO_STORE, cookies=signin.session_cookies(tokens) if presented.from_cookie else []
+    )
+
+
+@app.post(
+    "/auth/logout", summary="End the session: its refresh tokens stop working", tags=TAGS, responses={204: {"description": "Signed out"}}
+)
+def logout(body: RefreshRequest | None = None) -> Response[str]:
+    presented = _presented(body)
+    signin.logout(presented.token, None if presented.token else require_user(app))
+    return Response(204, "text/plain", "", cookies=signin.cleared_cookies())
+
+
+@app.get("/auth/me", summary="The signed-in user", tags=TAGS)
+def me() -> Response[signin.Profile]:
+    return json_response(signin.profile(require_user(app)))
+
+
+@api_handler
+def lambda_handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,115 @@
+"""One OAuth authorization attempt: ``state``, ``nonce`` and a PKCE (S256) verifier, stored server
+side with a short TTL, bound to the browser that started it, and consumed exactly once.
+
+Used by sign-in (``/auth/login`` → ``/auth/callback``) and bank linking (``/bank/connect`` →
+``/bank/callback``); ``purpose`` keeps one flow's state from being replayed into the other.
+
+The browser binding: the start of a flow sets an HttpOnly cookie with a random value whose hash
+is stored in the state record; the callback must present the same cookie. The record is
+consumed with a conditional delete, so of two concurrent callbacks with the same state exactly
+one wins, and an expired record (TTL deletion lags) fails the condition too.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+from payrail.db import ConditionFailed, table
+from payrail.errors import ValidationFailed
+
+STATE_TTL_SECONDS = 600
+BINDING_COOKIE = "payrail_oauth"
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def pkce_challenge(verifier: str) -> str:
+    """The S256 code challenge of a verifier (RFC 7636)."""
+    return _b64url(hashlib.sha256(verifier.encode("ascii")).digest())
+
+
+def safe_redirect(redirect_to: str | None, default: str = "/") -> str:
+    """A relative path on this site, or ``default``: never another origin (open redirects)."""
+    if not redirect_to:
+        return default
+    if (
+        not redirect_to.startswith("/")
+        or redirect_to.startswith("//")
+        or "\\" in redirect_to
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in redirect_to)
+        or len(redirect_to) > 512
+    ):
+        raise ValidationFailed("redirect_to must be a relative path on this site.")
+    return redirect_to
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What the start of a flow hands to the browser and the provider."""
+
+    state: str
+    nonce: str
+    code_challenge: str
+    binding: str  # the browser cookie's value
+
+
+@dataclass(frozen=True)
+class ConsumedState:
+    nonce: str
+    code_verifier: str
+    redirect_to: str
+    user_id: str | None
+
+
+def _key(state: str) -> dict[str, str]:
+    return {"pk": f"OAUTHSTATE#{_digest(state)}", "sk": "STATE"}
+
+
+def begin(purpose: str, redirect_to: str, user_id: str | None = None, now: float | None = None) -> Attempt:
+    """Create and store a new attempt (only a digest of ``state`` is used as the key)."""
+    now = now if now is not None else time.time()
+    state, nonce, verifier, binding = (secrets.token_urlsafe(32) for _ in range(4))
+    item = {
+        **_key(state),
+        "purpose": purpose,
+        "nonce": nonce,
+        "code_verifier": verifier,
+        "redirect_to": redirect_to,
+        "binding": _digest(binding),
+        "user_id": user_id,
+        "expires_at": int(now) + STATE_TTL_SECONDS,
+    }
+    table().put(item, condition="attribute_not_exists(pk)")
+    return Attempt(state=state, nonce=nonce, code_challenge=pkce_challenge(verifier), binding=binding)
+
+
+def consume(purpose: str, state: str | None, binding: str | None, now: float | None = None) -> ConsumedState:
+    """Take the attempt for ``state`` out of the table, once. ValidationFailed (400) when the
+    state is missing, unknown, already used, expired, for another flow, or from another browser."""
+    if not state or len(state) > 256:
+        raise ValidationFailed("The sign-in attempt is missing its state.")
+    if not binding:
+        raise ValidationFailed("The sign-in attempt's cookie is missing; start again from the beginning.")
+    now = now if now is not None else time.time()
+    try:
+        item = table().delete(
+            _key(state),
+            condition="attribute_exists(pk) AND binding = :binding AND purpose = :purpose AND expires_at > :now",
+            values={":binding": _digest(binding), ":purpose": purpose, ":now": int(now)},
+        )
+    except ConditionFailed as error:
+        raise ValidationFailed("The sign-in attempt is unknown, expired, already used, or from another browser.") from error
+    assert item is not None
+    return ConsumedState(
+        nonce=item["nonce"], code_verifier=item["code_verifier"], redirect_to=item["redirect_to"], user_id=item.get("user_id")
+    )

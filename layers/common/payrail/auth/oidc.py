@@ -1,0 +1,173 @@
+"""The OpenID Connect relying party: discovery, the code exchange and ID-token verification.
+
+The provider is configuration only (issuer, client id, client secret's location): the sandbox
+provider locally and on the dev stage, Google in production.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import httpx
+import jwt
+from aws_lambda_powertools.utilities import parameters
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from payrail.errors import DependencyFailure, Unauthorized
+from payrail.settings import PublicUrlSettings, load
+
+ALGORITHMS = ["RS256"]  # pinned: never "none", never HS256 (which would accept the public key as a secret)
+LEEWAY_SECONDS = 60
+JWKS_REFETCH_COOLDOWN_SECONDS = 60
+DISCOVERY_MAX_AGE_SECONDS = 3600
+HTTP_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+# Google documents both spellings of its issuer in ID tokens.
+_ISSUER_ALIASES = {"https://accounts.google.com": {"https://accounts.google.com", "accounts.google.com"}}
+
+
+class OidcSettings(PublicUrlSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    issuer: str = Field(alias="OIDC_ISSUER", min_length=1)
+    client_id: str = Field(alias="OIDC_CLIENT_ID", min_length=1)
+    client_secret_arn: str = Field(alias="OIDC_CLIENT_SECRET_ARN", min_length=1)
+
+    @property
+    def redirect_uri(self) -> str:
+        return self.public_base_url.rstrip("/") + "/auth/callback"
+
+
+def settings() -> OidcSettings:
+    return load(OidcSettings)
+
+
+class _ProviderCache:
+    """The discovery document and the JWKS, per process.
+
+    pyjwt's PyJWKClient refetches the JWKS on every unknown ``kid``, which lets anyone make this
+    service hammer the provider with made-up kids; here an unknown kid triggers at most one
+    refetch per cooldown period, and keys are parsed with pyjwt's PyJWKSet."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._discovery: dict[str, Any] | None = None
+        self._discovery_at = 0.0
+        self._keys: dict[str, Any] = {}
+        self._keys_at = float("-inf")
+
+    def discovery(self, client: httpx.Client) -> dict[str, Any]:
+        with self._lock:
+            if self._discovery is None or time.monotonic() - self._discovery_at > DISCOVERY_MAX_AGE_SECONDS:
+                url = settings().issuer.rstrip("/") + "/.well-known/openid-configuration"
+                self._discovery = _get_json(client, url)
+                self._discovery_at = time.monotonic()
+            return self._discovery
+
+    def key(self, client: httpx.Client, kid: str) -> Any:
+        with self._lock:
+            if kid not in self._keys and time.monotonic() - self._keys_at >= JWKS_REFETCH_COOLDOWN_SECONDS:
+                jwks_uri = self._discovery["jwks_uri"] if self._discovery else None
+                if jwks_uri:
+                    key_set = jwt.PyJWKSet.from_dict(_get_json(client, jwks_uri))
+                    self._keys = {key.key_id: key.key for key in key_set.keys if key.key_id}
+                    self._keys_at = time.monotonic()
+            if kid not in self._keys:
+                raise Unauthorized("The ID token is signed with an unknown key.")
+            return self._keys[kid]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._discovery, self._keys, self._keys_at = None, {}, float("-inf")
+
+
+provider = _ProviderCache()
+
+
+def _get_json(client: httpx.Client, url: str) -> dict[str, Any]:
+    try:
+        response = client.get(url, timeout=HTTP_TIMEOUT)
+        response.raise_for_status()
+        return dict(response.json())
+    except (httpx.HTTPError, ValueError) as error:
+        raise DependencyFailure(f"The identity provider did not answer {url}.") from error
+
+
+def authorization_url(client: httpx.Client, state: str, nonce: str, code_challenge: str, login_hint: str | None) -> str:
+    endpoint = provider.discovery(client)["authorization_endpoint"]
+    query = {
+        "response_type": "code",
+        "client_id": settings().client_id,
+        "redirect_uri": settings().redirect_uri,
+        "scope": "openid email profile",
+        "state": state,
+        "nonce": nonce,
+        "code_challenge": code_challenge,
+        "code_challenge_method": "S256",
+    }
+    if login_hint:
+        query["login_hint"] = login_hint
+    return str(httpx.URL(endpoint, params=query))
+
+
+def exchange_code(client: httpx.Client, code: str, code_verifier: str) -> str:
+    """The ID token for an authorization code; Unauthorized when the provider refuses it."""
+    token_endpoint = provider.discovery(client)["token_endpoint"]
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "code_verifier": code_verifier,
+        "redirect_uri": settings().redirect_uri,
+        "client_id": settings().client_id,
+        "client_secret": str(parameters.get_secret(settings().client_secret_arn, max_age=300)),
+    }
+    try:
+        response = client.post(token_endpoint, data=form, timeout=HTTP_TIMEOUT, headers={"Accept": "application/json"})
+    except httpx.HTTPError as error:
+        raise DependencyFailure("The identity provider's token endpoint did not answer.") from error
+    if response.status_code in (400, 401):
+        raise Unauthorized("The identity provider refused the code exchange.")
+    if response.status_code != 200:
+        raise DependencyFailure(f"The identity provider's token endpoint answered {response.status_code}.")
+    id_token = response.json().get("id_token")
+    if not isinstance(id_token, str):
+        raise Unauthorized("The identity provider returned no ID token.")
+    return id_token
+
+
+def verify_id_token(client: httpx.Client, id_token: str, nonce: str) -> dict[str, Any]:
+    """The claims of a valid ID token: signature by ``kid`` from the provider's JWKS with pinned
+    algorithms, ``iss``, ``aud``, ``azp``, ``exp``, ``iat`` (small leeway) and ``nonce``."""
+    try:
+        header = jwt.get_unverified_header(id_token)
+    except jwt.InvalidTokenError as error:
+        raise Unauthorized("The ID token is malformed.") from error
+    if header.get("alg") not in ALGORITHMS:
+        raise Unauthorized("The ID token's algorithm is not accepted.")
+    provider.discovery(client)
+    key = provider.key(client, str(header.get("kid")))
+    expected = settings()
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            id_token,
+            key,
+            algorithms=ALGORITHMS,
+            audience=expected.client_id,
+            leeway=LEEWAY_SECONDS,
+            options={"require": ["iss", "aud", "exp", "iat", "sub"], "verify_iss": False},
+        )
+    except jwt.ExpiredSignatureError as error:
+        raise Unauthorized("The ID token has expired.") from error
+    except jwt.InvalidTokenError as error:
+        raise Unauthorized("The ID token is not valid.") from error
+    if claims["iss"] not in _ISSUER_ALIASES.get(expected.issuer, {expected.issuer}):
+        raise Unauthorized("The ID token is from another issuer.")
+    if claims["iat"] > time.time() + LEEWAY_SECONDS:
+        raise Unauthorized("The ID token was issued in the future.")
+    audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+    if (len(audiences) > 1 or "azp" in claims) and claims.get("azp") != expected.client_id:
+        raise Unauthorized("The ID token was issued to another party.")
+    if not nonce or claims.get("nonce") != nonce:
+        raise Unauthorized("The ID token's nonce does not match this sign-in attempt.")
+    return claims
