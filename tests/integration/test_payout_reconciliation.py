@@ -144,11 +144,17 @@ def test_the_marker_of_a_finished_payout_is_deleted(world: dict) -> None:
     assert payout(world, item["id"])["status"] == "paid"
 
 
-def test_a_webhook_and_the_reconciliation_for_the_same_status_apply_it_once(world: dict, provider: Recorder) -> None:
+def test_a_webhook_arriving_after_the_reconciliation_applied_its_status_changes_nothing(world: dict, provider: Recorder) -> None:
+    # Given a stuck payout that reconciliation has already brought to paid
     item = put_payout(world["resources"], "submitted", age=OLD)
     provider.answers[item["id"]] = (200, {"id": item["id"], "status": "paid"})
-    world["worker"](sqs_event([event_body("payout.paid", item["id"])]))
-
     reconcile(world)
+    late = event_body("payout.paid", item["id"])
 
+    # When the provider's own webhook finally arrives
+    failures = world["worker"](sqs_event([late]))["batchItemFailures"]
+
+    # Then it is recorded as ignored and the payout was changed once
+    assert failures == []
     assert payout(world, item["id"])["version"] == 2
+    assert get_item(world["resources"], keys.webhook_event(json.loads(late)["id"]))["outcome"] == "ignored"
