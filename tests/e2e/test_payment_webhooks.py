@@ -52,8 +52,13 @@ def webhooks(api: httpx.Client, **config: Any) -> None:
     assert response.status_code == 200, response.text
 
 
-def create_payout(api: httpx.Client, token: str) -> dict[str, Any]:
-    response = api.post("/payouts", json=PAYOUT, headers={"authorization": f"Bearer {token}", "idempotency-key": uuid.uuid4().hex})
+def create_payout(api: httpx.Client, token: str, correlation_id: str | None = None) -> dict[str, Any]:
+    headers = {
+        "authorization": f"Bearer {token}",
+        "idempotency-key": uuid.uuid4().hex,
+        "x-correlation-id": correlation_id or uuid.uuid4().hex,
+    }
+    response = api.post("/payouts", json=PAYOUT, headers=headers)
     assert response.status_code == 201, response.text
     return dict(response.json())
 
@@ -83,13 +88,14 @@ def events_of(api: httpx.Client, provider_payout_id: str) -> list[dict[str, Any]
 
 @pytest.mark.parametrize(("scheme", "failure_rate", "final"), [("standard", 0, "paid"), ("jwt", 1, "failed")])
 def test_a_payout_reaches_its_final_status_through_the_sandboxs_signed_webhooks(
-    api: httpx.Client, token: str, scheme: str, failure_rate: int, final: str
+    stack: RunningStack, api: httpx.Client, token: str, scheme: str, failure_rate: int, final: str
 ) -> None:
     # Given the sandbox provider sends webhooks signed with the scheme
     webhooks(api, scheme=scheme, failure_rate=failure_rate)
 
     # When a payout is created
-    payout = create_payout(api, token)
+    correlation_id = f"cid-e2e-{uuid.uuid4().hex[:12]}"
+    payout = create_payout(api, token, correlation_id)
 
     # Then, with no test code touching the table, it reaches its final status through the webhooks
     finished = until(lambda: payout_of(api, token, payout["id"])["status"] in ("paid", "failed"))
@@ -103,6 +109,25 @@ def test_a_payout_reaches_its_final_status_through_the_sandboxs_signed_webhooks(
     delivered = events_of(api, provider["id"])
     assert [e["type"] for e in delivered] == ["payout.processing", f"payout.{final}"]
     assert all(e["state"] == "delivered" and e["last_status_code"] == 202 for e in delivered)
+    # and the create request's correlation id followed it to the worker that applied the webhooks
+    applied = [line for line in log_lines(stack, "payment event handled") if line.get("payout_id") == payout["id"]]
+    assert {line["correlation_id"] for line in applied} == {correlation_id}
+    assert len(applied) == 2
+
+
+def log_lines(stack: RunningStack, message: str) -> list[dict[str, Any]]:
+    found = []
+    for raw in stack.log().splitlines():
+        start = raw.find("{")
+        if start < 0 or message not in raw:
+            continue
+        try:
+            line = json.loads(raw[start:])
+        except ValueError:
+            continue
+        if line.get("message") == message:
+            found.append(line)
+    return found
 
 
 def reconcile_later(stack: RunningStack, hours: int = 1) -> dict[str, Any]:
