@@ -1,5 +1,6 @@
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from payrail.bank.schedule import fan_out_bank_syncs
 from payrail.handlers import scheduled_handler
 from payrail.scheduled import run_jobs
 from payrail.webhooks.reconcile import reconcile_payouts
@@ -7,6 +8,7 @@ from payrail.webhooks.reconcile import reconcile_payouts
 # The periodic use cases: bank-sync fan-out and payout reconciliation register here.
 JOBS: list = [
     reconcile_payouts,
+    fan_out_bank_syncs,
 ]
 
 

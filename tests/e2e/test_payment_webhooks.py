@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,9 +48,20 @@ def token(stack: RunningStack) -> str:
 
 
 def webhooks(api: httpx.Client, **config: Any) -> None:
+    """Set the sandbox's webhook deliveries (and clear any provider faults another test left)."""
     settings = {"enabled": True, "delay_seconds": 1, "failure_rate": 0, "scheme": "standard", **config}
     response = api.put("/sandbox/payments/webhooks", json=settings)
     assert response.status_code == 200, response.text
+    assert api.put("/sandbox/payments/faults", json={}).status_code == 200
+
+
+@pytest.fixture(scope="module", autouse=True)
+def default_webhooks_afterwards(stack: RunningStack) -> Iterator[None]:
+    """The stack is shared: leave the sandbox's deliveries as they were found."""
+    with httpx.Client(base_url=stack.api_url, timeout=30) as client:
+        found = client.get("/sandbox/payments/webhooks").json()
+        yield
+        client.put("/sandbox/payments/webhooks", json=found)
 
 
 def create_payout(api: httpx.Client, token: str, correlation_id: str | None = None) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
 
 from payrail import queues
-from payrail.db import ConditionFailed, table
+from payrail.db import ConditionFailed, keys, table
 from payrail.errors import DependencyFailure, NotFound
 from payrail.http import json_response
 from payrail.observability import CORRELATION_HEADER, correlation_id, logger
@@ -105,7 +105,7 @@ class EmittedEvents(BaseModel):
 
 # ------------------------------------------------------------------------ storage
 def _key(*parts: str) -> str:
-    return "#".join(("SANDBOX", PROVIDER, *parts))
+    return keys.sandbox(PROVIDER, *parts)
 
 
 def _config_key() -> dict[str, str]:
