@@ -63,3 +63,6 @@ bench-bank: $(STAMP) ## sync 10,000 bank transactions (page size 100) in-process
 .PHONY: demo chaos
 demo: $(STAMP) ## the product's story on a fresh local stack, with a summary table; non-zero if an invariant failed
 	$(PY) -m demo
+
+chaos: $(STAMP) ## 500 payouts from 16 clients under provider faults, duplicate deliveries and crashes, then a webhook storm
+	$(PY) -m chaos --payouts 500 --clients 16 --forgeries 200
