@@ -47,7 +47,10 @@ invoke: $(STAMP) ## make invoke FN=HealthFunction EVENT=events/health/get.json
 fire: $(STAMP) ## make fire FN=ScheduledSyncFunction: run a schedule now
 	$(PY) -m devstack fire $(FN)
 
-bench: $(STAMP) ## AWS API calls per POST /payouts (new, replay, rate-limited), printed as a table
+bench: $(STAMP) ## every performance figure, side by side in one run, into BENCHMARKS.md (about 15 minutes)
+	$(PY) -m bench.run
+
+bench-calls: $(STAMP) ## AWS API calls per POST /payouts (new, replay, rate-limited), printed as a table
 	$(PY) -m bench.create_calls
 
 deploy: build ## make deploy ENV=dev|prod
