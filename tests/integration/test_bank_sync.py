@@ -253,9 +253,9 @@ def test_sealed_tokens_moved_to_another_connection_do_not_open(world: BankWorld)
 def test_four_concurrent_syncs_of_one_connection_give_one_sync_and_no_errors(
     world: BankWorld, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Given a connection whose first request is rate limited for a second (so the winner is slow)
+    # Given a connection whose first request is rate limited for 3 s (so the winner is still syncing when the others arrive)
     _, login, connection_id = _linked(world)
-    world.bank("faults", user=login, kind="rate_limited", count=1, retry_after=1)
+    world.bank("faults", user=login, kind="rate_limited", count=1, retry_after=3)
     given_back: list[int] = []
     monkeypatch.setattr(queues, "change_visibility", lambda url, handle, seconds: given_back.append(seconds))
     capfd.readouterr()

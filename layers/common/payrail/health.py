@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from payrail.db import table
 from payrail.errors import DependencyFailure
@@ -14,7 +13,7 @@ from payrail.settings import TableSettings, load
 
 
 class HealthSettings(TableSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
     queue_urls: str = Field(default="", alias="QUEUE_URLS")
 
     @property

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import ConfigDict, Field
 
 from payrail.auth.tokens import Principal, verify_access_token
 from payrail.errors import Forbidden, Unauthorized
@@ -23,7 +22,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class OriginSettings(PublicUrlSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
     allowed_origins: str = Field(default="", alias="ALLOWED_ORIGINS")
 
     @property

@@ -13,8 +13,7 @@ from typing import Any
 import httpx
 import jwt
 from aws_lambda_powertools.utilities import parameters
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import ConfigDict, Field
 
 from payrail.errors import DependencyFailure, Unauthorized
 from payrail.settings import PublicUrlSettings, load
@@ -29,7 +28,7 @@ _ISSUER_ALIASES = {"https://accounts.google.com": {"https://accounts.google.com"
 
 
 class OidcSettings(PublicUrlSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
     issuer: str = Field(alias="OIDC_ISSUER", min_length=1)
     client_id: str = Field(alias="OIDC_CLIENT_ID", min_length=1)
     client_secret_arn: str = Field(alias="OIDC_CLIENT_SECRET_ARN", min_length=1)

@@ -11,8 +11,7 @@ from functools import cache
 import httpx
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
-from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from payrail.auth import oauth_state, oidc
 from payrail.auth.guard import ACCESS_COOKIE, check_origin, cookies_of
@@ -20,14 +19,14 @@ from payrail.auth.tokens import ACCESS_TOKEN_SECONDS, Principal, issue_access_to
 from payrail.db import ratelimit, sessions
 from payrail.errors import NotFound, Unauthorized, ValidationFailed
 from payrail.observability import logger, metrics
-from payrail.settings import load
+from payrail.settings import Settings, load
 
 REFRESH_COOKIE = "payrail_refresh"
 SIGNIN = "signin"
 
 
-class AuthLimits(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+class AuthLimits(Settings):
+    model_config = ConfigDict(extra="ignore", frozen=True)
     per_minute: int = Field(default=60, alias="AUTH_RATE_LIMIT_PER_MINUTE", ge=1)
 
 

@@ -15,8 +15,7 @@ from typing import Any
 
 import jwt
 from aws_lambda_powertools.utilities import parameters
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import ConfigDict, Field
 
 from payrail.errors import DependencyFailure, Unauthorized
 from payrail.settings import PublicUrlSettings, load
@@ -29,7 +28,7 @@ KEYS_CACHE_SECONDS = 300
 
 
 class SessionKeySettings(PublicUrlSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
     session_keys_secret: str = Field(alias="SESSION_KEYS_SECRET_ARN", min_length=1)
 
 

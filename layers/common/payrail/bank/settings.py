@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import ConfigDict, Field
 
 from payrail.settings import PublicUrlSettings, TableSettings
 
@@ -11,7 +10,7 @@ from payrail.settings import PublicUrlSettings, TableSettings
 class BankProviderSettings(PublicUrlSettings):
     """Where the bank's OAuth and transactions API live and who we are to it."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
     bank_base_url: str = Field(alias="BANK_BASE_URL", min_length=1)
     bank_client_id: str = Field(default="payrail", alias="BANK_CLIENT_ID", min_length=1)
     bank_timeout_seconds: float = Field(default=10.0, alias="BANK_TIMEOUT_SECONDS", gt=0)

@@ -9,8 +9,7 @@ from functools import cache
 from typing import Any
 
 import httpx
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import ConfigDict, Field
 
 from payrail.errors import DependencyFailure
 from payrail.observability import CORRELATION_HEADER, correlation_id
@@ -18,7 +17,7 @@ from payrail.settings import TableSettings, load
 
 
 class ProviderSettings(TableSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
     payment_provider_url: str = Field(alias="PAYMENT_PROVIDER_URL", min_length=1)
     provider_timeout_seconds: float = Field(alias="PROVIDER_TIMEOUT_SECONDS", default=3.0, gt=0)
 

@@ -15,8 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import ConfigDict, Field
 
 from payrail import queues
 from payrail.db import payouts as store
@@ -30,7 +29,7 @@ _KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 class PayoutsApiSettings(TableSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
     payouts_queue_url: str = Field(alias="PAYOUTS_QUEUE_URL", min_length=1)
     rate_limit_per_minute: int = Field(alias="PAYOUT_RATE_LIMIT_PER_MINUTE", default=60, ge=1)
 

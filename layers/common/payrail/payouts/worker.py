@@ -19,8 +19,7 @@ from functools import cache
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
-from pydantic import BaseModel, Field, Json
-from pydantic_settings import SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, Json
 
 from payrail import queues
 from payrail.db import payouts as store
@@ -36,7 +35,7 @@ CIRCUIT_NAME = "payment-provider"
 
 
 class WorkerSettings(ProviderSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
     payouts_queue_url: str = Field(alias="PAYOUTS_QUEUE_URL", min_length=1)
     breaker_failure_threshold: int = Field(alias="BREAKER_FAILURE_THRESHOLD", default=5, ge=1)
     breaker_cooldown_seconds: float = Field(alias="BREAKER_COOLDOWN_SECONDS", default=15, gt=0)

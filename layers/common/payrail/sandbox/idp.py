@@ -31,8 +31,7 @@ from aws_lambda_powertools.utilities import parameters
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import ConfigDict, Field
 
 from payrail import kms
 from payrail.auth.oauth_state import pkce_challenge
@@ -50,7 +49,7 @@ _KEYS_KEY = {"pk": "SANDBOX#idp", "sk": "KEYS"}
 
 
 class SandboxIdpSettings(PublicUrlSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
     client_id: str = Field(default="payrail-sandbox", alias="SANDBOX_OIDC_CLIENT_ID")
     client_secret_arn: str = Field(alias="SANDBOX_OIDC_CLIENT_SECRET_ARN")
     key_id: str = Field(alias="TOKENS_KEY_ID")

@@ -27,7 +27,6 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
-from pydantic_settings import SettingsConfigDict
 
 from payrail.db import ConditionFailed, decode_cursor, encode_cursor, keys, table
 from payrail.errors import DependencyFailure, NotFound, RateLimited, Unprocessable
@@ -62,7 +61,7 @@ class SandboxTimeout(DependencyFailure):
 
 
 class SandboxPaymentsSettings(TableSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
     timeout_seconds: float = Field(alias="SANDBOX_PAYMENTS_TIMEOUT_SECONDS", default=4.0, ge=0)
 
 

@@ -35,7 +35,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.utilities import parameters
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import SettingsConfigDict
 
 from payrail import queues
 from payrail.db import ConditionFailed, keys, table
@@ -59,7 +58,7 @@ _PROVIDER_SOURCES = {"processing": ["accepted"], "paid": ["accepted", "processin
 
 
 class SandboxWebhookSettings(TableSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
     queue_url: str = Field(alias="SANDBOX_WEBHOOKS_QUEUE_URL", default="")
     delay_seconds: int = Field(alias="SANDBOX_WEBHOOK_DELAY_SECONDS", default=2, ge=0, le=MAX_SQS_DELAY // 2)
     failure_percent: int = Field(alias="SANDBOX_WEBHOOK_FAILURE_PERCENT", default=0, ge=0, le=100)

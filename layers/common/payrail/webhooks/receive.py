@@ -22,21 +22,20 @@ from typing import Any
 from aws_lambda_powertools import single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities import parameters
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import ConfigDict, Field
 
 from payrail import queues
 from payrail.errors import DependencyFailure, Unauthorized
 from payrail.observability import logger, metrics
-from payrail.settings import load
+from payrail.settings import Settings, load
 from payrail.webhooks.events import PaymentEvent, parse_event
 from payrail.webhooks.signatures import SignatureRejected, verify_jwt, verify_standard
 
 SECRETS_CACHE_SECONDS = 300
 
 
-class WebhookSecretSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+class WebhookSecretSettings(Settings):
+    model_config = ConfigDict(extra="ignore", frozen=True)
     webhook_secrets_arn: str = Field(alias="WEBHOOK_SECRETS_ARN", min_length=1)
     webhook_jwt_keys_arn: str = Field(alias="WEBHOOK_JWT_KEYS_ARN", min_length=1)
 

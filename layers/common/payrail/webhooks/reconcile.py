@@ -21,23 +21,22 @@ from typing import Any
 import httpx
 from aws_lambda_powertools import single_metric
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import ConfigDict, Field
 
 from payrail import queues
 from payrail.db import Item, keys
 from payrail.db.payment_events import StatusChange, delete_marker, outbox_markers, payouts, timestamp_text
 from payrail.observability import CORRELATION_HEADER, correlation_id, logger, metrics
 from payrail.payouts.status import PayoutStatus
-from payrail.settings import load
+from payrail.settings import Settings, load
 from payrail.webhooks.apply import apply_change
 from payrail.webhooks.events import TARGETS
 
 PROVIDER_TIMEOUT_SECONDS = 5.0
 
 
-class ReconcileSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+class ReconcileSettings(Settings):
+    model_config = ConfigDict(extra="ignore", frozen=True)
     payouts_queue_url: str = Field(alias="PAYOUTS_QUEUE_URL", min_length=1)
     payment_provider_url: str = Field(alias="PAYMENT_PROVIDER_URL", min_length=1)
     grace_seconds: int = Field(default=120, alias="RECONCILE_GRACE_SECONDS", ge=0)
