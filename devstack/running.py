@@ -76,8 +76,10 @@ class RunningStack:
         return local_client(service, self.moto_url)
 
     def fire(self, name: str) -> Any:
+        """Run a schedule now; RuntimeError with the runtime's reason when the invocation failed."""
         response = httpx.post(f"{self.api_url}/_local/schedules/{name}", timeout=120)
-        response.raise_for_status()
+        if response.status_code != 200:
+            raise RuntimeError(f"firing {name} failed ({response.status_code}): {response.text[:500]}")
         return response.json()["result"]
 
     def chaos(self) -> dict[str, float]:
