@@ -6,51 +6,19 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from playwright.sync_api import expect
 
-from tests.console_browser import CHROMIUM, LAUNCH_ARGS, artifacts_on_failure, require_chromium
 from tests.e2e.conftest import RunningStack
 
 pytestmark = pytest.mark.e2e
 
-TIMEOUT_MS = 60_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser, stack: RunningStack, request: pytest.FixtureRequest) -> Iterator[object]:
-    from playwright.sync_api import expect
-
-    expect.set_options(timeout=TIMEOUT_MS)
-    context = browser.new_context(base_url=stack.api_url, viewport={"width": 1280, "height": 900})
-    opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    with artifacts_on_failure(opened, request.node.name):
-        yield opened
-        # An uncaught script error is a console bug even when the flow got through.
-        assert errors == []
-    context.close()
-
 
 def sign_in(page, email: str) -> None:
-    from playwright.sync_api import expect
-
     page.goto("/")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     page.get_by_label("Email").fill(email)
@@ -85,8 +53,6 @@ def new_email() -> str:
 
 
 def test_sign_in_with_secure_http_only_cookies_and_sign_out(page) -> None:
-    from playwright.sync_api import expect
-
     # Given a user signs in through the sandbox identity provider
     email = new_email()
     sign_in(page, email)
@@ -105,8 +71,6 @@ def test_sign_in_with_secure_http_only_cookies_and_sign_out(page) -> None:
 
 
 def test_a_payout_is_created_once_on_a_double_click_and_turns_paid(page) -> None:
-    from playwright.sync_api import expect
-
     # Given a signed-in user who fills in the payout form
     sign_in(page, new_email())
     posts = posts_to_payouts(page)
@@ -128,8 +92,6 @@ def test_a_payout_is_created_once_on_a_double_click_and_turns_paid(page) -> None
 
 
 def test_a_retry_after_a_lost_answer_reuses_the_key_and_creates_nothing_twice(page) -> None:
-    from playwright.sync_api import expect
-
     # Given a signed-in user whose network drops the API's answer to their first POST /payouts
     sign_in(page, new_email())
     posts = posts_to_payouts(page)
@@ -166,8 +128,6 @@ def test_a_retry_after_a_lost_answer_reuses_the_key_and_creates_nothing_twice(pa
 
 
 def test_invalid_input_is_caught_before_anything_is_sent(page) -> None:
-    from playwright.sync_api import expect
-
     sign_in(page, new_email())
     posts = posts_to_payouts(page)
     # Given an amount with three decimals and an account number with a space
@@ -213,8 +173,6 @@ def test_polling_pauses_while_the_tab_is_hidden(page) -> None:
 
 
 def test_link_a_sandbox_bank_sync_it_and_see_its_transactions(page) -> None:
-    from playwright.sync_api import expect
-
     # Given a signed-in user links the sandbox bank (its consent page redirects straight back)
     sign_in(page, new_email())
     page.get_by_role("button", name="Link a sandbox bank").click()
