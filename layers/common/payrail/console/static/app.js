@@ -1,5 +1,5 @@
 // The console's entry point: who is signed in, the unreachable-API banner, and the two panels.
-import { api, ApiError, onReachability, onSignedOut, Unreachable } from "./api.js";
+import { api, ApiError, onReachability, onSignedOut, refreshSession, Unreachable } from "./api.js";
 import { Bank } from "./bank.js";
 import { $, announce } from "./dom.js";
 import { Payouts } from "./payouts.js";
@@ -30,8 +30,7 @@ async function whoAmI() {
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) {
       // The 15-minute access cookie may have expired while the session is still good.
-      const refreshed = await api("POST", "/auth/refresh").then(() => true, () => false);
-      if (refreshed) return whoAmI();
+      if (await refreshSession()) return whoAmI();
       return false;
     }
     throw error;
