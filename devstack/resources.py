@@ -11,6 +11,7 @@ import json
 import secrets
 import string
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import boto3
@@ -20,7 +21,9 @@ from devstack.template import ACCOUNT_ID, REGION, Template, TemplateError
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
+@cache
 def local_client(service: str, endpoint: str) -> Any:
+    """A client of the local endpoint (cached: clients are thread-safe and slow to create)."""
     session = boto3.session.Session(region_name=REGION, **LOCAL_CREDENTIALS)  # type: ignore[arg-type]
     return session.client(service, endpoint_url=endpoint)  # type: ignore[call-overload]
 

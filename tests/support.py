@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from devstack.functions import function_environment
-from devstack.resources import Provisioner, local_client
+from devstack.resources import Provisioner
 from devstack.stack import template_parameters
 from devstack.template import FunctionSpec, Template
 
@@ -45,7 +45,7 @@ class Resources:
         return self.provisioner.ref(logical_id)
 
     def client(self, service: str) -> Any:
-        return local_client(service, self.endpoint)
+        return self.provisioner.client(service)
 
     def environment(self, logical_id: str) -> dict[str, str]:
         return function_environment(self.functions[logical_id], self.ref(logical_id), self.endpoint)

@@ -25,7 +25,10 @@ FIXTURE = ROOT / "tests/fixtures/runtime/template.yaml"
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
     os.environ["DEVELOPER_SHELL_ONLY"] = "must-not-leak"
-    local = LocalStack(FIXTURE, api_port=free_port(), moto_port=free_port(), schedules=False, log=lambda _: None, stack_name="runtime-test")
+    # The tests drive the SQS poller and the schedule themselves, so nothing runs in the background.
+    local = LocalStack(
+        FIXTURE, api_port=free_port(), moto_port=free_port(), schedules=False, pollers=False, log=lambda _: None, stack_name="runtime-test"
+    )
     local.start()
     yield local
     local.stop()

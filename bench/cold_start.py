@@ -1,0 +1,121 @@
+"""Cold start per function against the floor, measured alternately in one run.
+
+A cold start here is a fresh interpreter that imports the function's handler module (with only
+its code directory and layers importable and exactly its template environment, as the local
+runtime and Lambda load it) and creates the AWS clients its template policies grant. The floor is
+a fresh interpreter that imports boto3, pydantic and Powertools and creates one client. Each
+round runs the floor and every function once, in a shuffled order, so machine noise spreads
+evenly; figures are medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from devstack.functions import function_environment
+from devstack.resources import Provisioner
+from devstack.stack import template_parameters
+from devstack.template import FunctionSpec, Template
+
+ROOT = Path(__file__).resolve().parent.parent
+FLOOR = "import boto3, pydantic, aws_lambda_powertools; boto3.client('dynamodb')"
+_POLICY_SERVICES = {"DynamoDB": "dynamodb", "SQS": "sqs", "KMS": "kms", "SecretsManager": "secretsmanager", "SSM": "ssm"}
+
+
+class _OfflineProvisioner(Provisioner):
+    """Names resources without creating them: a cold start needs their names, not moto."""
+
+    def _physical(self, logical_id: str) -> Any:
+        from devstack.resources import Physical
+
+        kind = self.template.resources[logical_id].get("Type", "")
+        name = f"{self.template.stack_name}-{logical_id}"
+        arn = f"arn:aws:local:us-east-1:123456789012:{name}"
+        return Physical(
+            f"http://127.0.0.1:9/123456789012/{name}" if kind == "AWS::SQS::Queue" else name,
+            {"Arn": arn, "QueueName": name, "ApiEndpoint": "http://127.0.0.1:3000"},
+        )
+
+
+def services_of(resource: dict[str, Any]) -> list[str]:
+    """The AWS services a function's policies let it call: the clients it creates."""
+    found: set[str] = set()
+    for policy in (resource.get("Properties") or {}).get("Policies") or []:
+        if isinstance(policy, dict) and "Statement" in policy:
+            for statement in policy["Statement"]:
+                actions = statement.get("Action", [])
+                for action in [actions] if isinstance(actions, str) else actions:
+                    found.add(action.split(":")[0])
+        elif isinstance(policy, dict):
+            for name in policy:
+                found.update(service for prefix, service in _POLICY_SERVICES.items() if name.startswith(prefix) or f"{prefix}" in name)
+    return sorted(found)
+
+
+def _function_script(spec: FunctionSpec, services: list[str]) -> str:
+    module = spec.handler.rpartition(".")[0].replace("/", ".")
+    paths = [str(spec.code_dir), *(str(layer) for layer in spec.layer_dirs)]
+    return (
+        f"import sys; sys.path[:0] = {paths!r}\n"
+        f"import importlib; importlib.import_module({module!r})\n"
+        "from payrail import aws\n" + "".join(f"aws.client({service!r})\n" for service in services)
+    )
+
+
+def _time(script: str, environment: dict[str, str], cwd: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-I", "-c", script], env=environment, cwd=cwd, check=True, capture_output=True)  # noqa: S603
+    return time.perf_counter() - started
+
+
+def measure(runs: int = 7) -> dict[str, Any]:
+    template = Template(ROOT / "template.yaml", template_parameters(ROOT / "template.yaml", "dev", {}))
+    _OfflineProvisioner(template, "http://127.0.0.1:9", "http://127.0.0.1:3000")
+    functions = template.functions()
+    floor_environment = {
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "LANG": "C.UTF-8",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+    }
+    subjects: dict[str, tuple[str, dict[str, str], Path]] = {"floor": (FLOOR, floor_environment, ROOT)}
+    for logical_id, spec in functions.items():
+        environment = function_environment(spec, logical_id, "http://127.0.0.1:9")
+        subjects[logical_id] = (_function_script(spec, services_of(template.resources[logical_id])), environment, spec.code_dir)
+    samples: dict[str, list[float]] = {name: [] for name in subjects}
+    for _ in range(runs):
+        order = list(subjects)
+        random.shuffle(order)
+        for name in order:
+            script, environment, cwd = subjects[name]
+            samples[name].append(_time(script, environment, cwd))
+    floor = statistics.median(samples["floor"])
+    rows = [
+        {
+            "function": name,
+            "median_ms": round(statistics.median(values) * 1000, 1),
+            "ratio_to_floor": round(statistics.median(values) / floor, 2),
+        }
+        for name, values in samples.items()
+    ]
+    return {"runs": runs, "floor_ms": round(floor * 1000, 1), "rows": sorted(rows, key=lambda r: r["function"] != "floor")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    result = measure(parser.parse_args().runs)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
