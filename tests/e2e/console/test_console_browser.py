@@ -52,7 +52,7 @@ def new_email() -> str:
     return f"console-{uuid.uuid4().hex[:10]}@example.com"
 
 
-def test_sign_in_with_secure_http_only_cookies_and_sign_out(page) -> None:
+def test_sign_in_refresh_and_sign_out_with_secure_http_only_cookies(page) -> None:
     # Given a user signs in through the sandbox identity provider
     email = new_email()
     sign_in(page, email)
@@ -62,6 +62,12 @@ def test_sign_in_with_secure_http_only_cookies_and_sign_out(page) -> None:
     assert cookies["payrail_access"]["secure"]
     assert cookies["payrail_refresh"]["path"] == "/auth"
     assert page.evaluate("() => [document.cookie, Object.keys(localStorage).length, Object.keys(sessionStorage).length]") == ["", 0, 0]
+    # When the short-lived access cookie is gone but the session is not
+    page.context.clear_cookies(name="payrail_access")
+    page.reload()
+    # Then the console refreshes the session silently (a cookie POST carrying the page's Origin)
+    expect(page.locator("#who")).to_contain_text(email)
+    assert "payrail_access" in {c["name"] for c in page.context.cookies()}
     # When they sign out
     page.get_by_role("button", name="Sign out").click()
     # Then the console says so and the API no longer knows them

@@ -93,8 +93,11 @@ export class Payouts {
     this.byId.clear();
     this.order = [];
     this.cursor = null;
-    await this.loadMore();
-    this.poller.start();
+    try {
+      await this.loadMore();
+    } finally {
+      this.poller.start(); // also after a failed first load: the poll retries it with backoff
+    }
   }
 
   stop() {
