@@ -26,11 +26,11 @@ def sign_in(page, email: str) -> None:
     expect(page.locator("#who")).to_contain_text(email)
 
 
-def fill_payout(page, amount: str, reference: str, name: str = "Thandi Nkosi", currency: str = "ZAR") -> None:
+def fill_payout(page, amount: str, reference: str, name: str = "Thandi Nkosi", currency: str = "ZAR", account: str = "62001234567") -> None:
     page.get_by_label("Amount").fill(amount)
     page.get_by_label("Currency").select_option(currency)
     page.get_by_label("Beneficiary name").fill(name)
-    page.get_by_label("Account number").fill("62001234567")
+    page.get_by_label("Account number").fill(account)
     page.get_by_label("Bank code").fill("250655")
     page.get_by_label("Reference").fill(reference)
 
@@ -131,6 +131,20 @@ def test_a_retry_after_a_lost_answer_reuses_the_key_and_creates_nothing_twice(pa
     page.get_by_role("button", name="Send payout").click()
     expect(page.locator("#payout-rows tr", has_text="Rent April")).to_have_count(1)
     assert posts[2].headers["idempotency-key"] != keys[0]
+
+
+def test_a_payout_the_provider_refuses_shows_failed_with_its_reason(page) -> None:
+    # Given a signed-in user pays an account the sandbox provider refuses (numbers starting 0000: closed)
+    sign_in(page, new_email())
+    fill_payout(page, "42.00", "Closed account", currency="USD", account="0000123456")
+    page.get_by_role("button", name="Send payout").click()
+    # Then the row turns failed and says why, and the change is announced
+    row = page.locator("#payout-rows tr", has_text="Closed account")
+    expect(row.locator(".badge")).to_have_text("failed")
+    reason = payouts_through_api(page)[0]["failure_reason"]
+    assert reason
+    expect(row.locator(".failure")).to_have_text(reason)
+    expect(page.locator("#announcer")).to_contain_text("is now failed")
 
 
 def test_invalid_input_is_caught_before_anything_is_sent(page) -> None:

@@ -81,8 +81,8 @@ export class Bank {
       const finishedAt = connection.last_sync?.finished_at ?? null;
       if (finishedAt && finishedAt !== this.waiting.get(connection.id)) {
         this.waiting.delete(connection.id);
-        this.status.textContent = summary(connection.last_sync);
-        announce(`Sync finished. ${this.status.textContent}`);
+        this.status.textContent = `Sync of ${connection.institution} finished.`;
+        announce(`Sync finished. ${summary(connection.last_sync)}`);
         finished = true;
       }
     }
