@@ -12,7 +12,7 @@ ENV        ?= dev
 export SAM_CLI_TELEMETRY = 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test unit lint format build invoke fire deploy clean
+.PHONY: run test unit lint format build invoke fire deploy clean bench
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	@test -x $(PY) || "$$(scripts/find-python)" -m venv $(VENV)
@@ -47,8 +47,15 @@ invoke: $(STAMP) ## make invoke FN=HealthFunction EVENT=events/health/get.json
 fire: $(STAMP) ## make fire FN=ScheduledSyncFunction: run a schedule now
 	$(PY) -m devstack fire $(FN)
 
+bench: $(STAMP) ## AWS API calls per POST /payouts (new, replay, rate-limited), printed as a table
+	$(PY) -m bench.create_calls
+
 deploy: build ## make deploy ENV=dev|prod
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam deploy --config-env $(ENV)
 
 clean:
 	rm -rf .aws-sam .devstack .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: bench-bank
+bench-bank: $(STAMP) ## sync 10,000 bank transactions (page size 100) in-process on moto; rate, AWS calls per 1,000, re-sync writes
+	$(PY) bench/bank_sync.py --transactions 10000 --page-size 100

@@ -61,9 +61,9 @@ def clear_caches() -> None:
         if module is None:
             continue
         for attribute in ("load", "client", "table"):
-            cached = getattr(module, attribute, None)
-            if hasattr(cached, "cache_clear"):
-                cached.cache_clear()
+            clear = getattr(getattr(module, attribute, None), "cache_clear", None)
+            if clear is not None:
+                clear()
 
 
 @contextmanager

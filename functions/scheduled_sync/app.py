@@ -1,10 +1,13 @@
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from payrail.bank.schedule import fan_out_bank_syncs
 from payrail.handlers import scheduled_handler
 from payrail.scheduled import run_jobs
 
 # The periodic use cases: bank-sync fan-out and payout reconciliation register here.
-JOBS: list = []
+JOBS: list = [
+    fan_out_bank_syncs,
+]
 
 
 @scheduled_handler

@@ -11,7 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from payrail import aws
 from payrail.errors import DependencyFailure
-from payrail.observability import CORRELATION_ATTRIBUTE, correlation_id
+from payrail.observability import CORRELATION_ATTRIBUTE, correlation_id, logger
 
 
 def _attributes(extra: Mapping[str, str] | None) -> dict[str, Any]:
@@ -66,3 +66,17 @@ def queue_depth(queue_url: str) -> int:
     except (ClientError, BotoCoreError) as error:
         raise DependencyFailure(f"SQS did not answer: {type(error).__name__}") from error
     return int(answer["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def change_visibility(queue_url: str, receipt_handle: str, seconds: int) -> bool:
+    """Make a received message visible again after ``seconds`` (0 to 43200): a consumer's backoff
+    before SQS delivers it again. Best effort: if it fails, the queue's own visibility timeout
+    still brings the message back, just later. Returns whether it was applied."""
+    try:
+        aws.client("sqs").change_message_visibility(
+            QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=max(0, min(43200, int(seconds)))
+        )
+    except (ClientError, BotoCoreError) as error:
+        logger.warning("visibility change failed; the queue's visibility timeout applies", extra={"error": type(error).__name__})
+        return False
+    return True

@@ -12,9 +12,12 @@
 | webhook event | ``EVENT#{event_id}`` | ``EVENT`` | |
 | rate-limit window | ``RATE#{scope}#{subject}#{window}`` | ``RATE`` | |
 | bank connection | ``CONN#{connection_id}`` | ``CONN`` | ``USER#{user_id}#CONNS`` / created |
-| bank transaction | ``CONN#{connection_id}`` | ``TXN#{transaction_id}`` | ``USER#{user_id}#TXNS`` / ``{date}#{id}`` |
+| bank sync schedule | ``CONN#{connection_id}`` | ``SCHEDULE`` | ``BANKDUE#{shard}`` / next sync time |
+| bank transaction | ``CONN#{connection_id}`` | ``TXN#{transaction_id}`` | ``USER#{user_id}#TXNS`` / ``{date}#{connection_id}#{id}`` |
 | circuit breaker | ``CIRCUIT#{name}`` | ``CIRCUIT`` | |
 | sandbox provider state | ``SANDBOX#{provider}#...`` | varies | varies |
+| sandbox bank user / change log / current txn | ``SANDBOX#bank#USER#{login}`` | ``USER`` / ``LOG#{seq}`` / ``TXN#{id}`` | |
+| sandbox bank code / token (hashed) | ``SANDBOX#bank#CODE#{sha256}`` / ``SANDBOX#bank#TOKEN#{sha256}`` | ``CODE`` / ``TOKEN`` | |
 """
 
 from __future__ import annotations
@@ -62,3 +65,68 @@ def rate_window(scope: str, subject: str, window: int) -> Key:
 
 def circuit(name: str) -> Key:
     return {"pk": f"CIRCUIT#{name}", "sk": "CIRCUIT"}
+
+
+def sandbox(provider: str, *parts: str) -> str:
+    """A partition key of a sandbox provider's own state."""
+    return "#".join(("SANDBOX", provider, *parts))
+
+
+# -------------------------------------------------------------------- bank sync
+BANK_DUE_SHARDS = 4
+
+
+def connection(connection_id: str) -> Key:
+    return {"pk": f"CONN#{connection_id}", "sk": "CONN"}
+
+
+def user_connections_index(user_id: str) -> str:
+    return f"USER#{user_id}#CONNS"
+
+
+def connection_schedule(connection_id: str) -> Key:
+    """When a connection is next due for a scheduled sync; indexed on gsi1 by shard and time so the
+    fan-out queries only what is due instead of scanning every connection."""
+    return {"pk": f"CONN#{connection_id}", "sk": "SCHEDULE"}
+
+
+def bank_due_shard(connection_id: str) -> str:
+    shard = int(hashlib.sha256(connection_id.encode()).hexdigest(), 16) % BANK_DUE_SHARDS
+    return f"BANKDUE#{shard}"
+
+
+def bank_due_shards() -> list[str]:
+    return [f"BANKDUE#{shard}" for shard in range(BANK_DUE_SHARDS)]
+
+
+def bank_transaction(connection_id: str, transaction_id: str) -> Key:
+    return {"pk": f"CONN#{connection_id}", "sk": f"TXN#{transaction_id}"}
+
+
+def user_transactions_index(user_id: str) -> str:
+    return f"USER#{user_id}#TXNS"
+
+
+def sandbox_bank_user(login: str) -> Key:
+    return {"pk": f"SANDBOX#bank#USER#{login}", "sk": "USER"}
+
+
+def sandbox_bank_log(login: str, seq: int) -> Key:
+    return {"pk": f"SANDBOX#bank#USER#{login}", "sk": f"LOG#{seq:012d}"}
+
+
+def sandbox_bank_log_prefix(login: str) -> tuple[str, str]:
+    return f"SANDBOX#bank#USER#{login}", "LOG#"
+
+
+def sandbox_bank_txn(login: str, transaction_id: str) -> Key:
+    return {"pk": f"SANDBOX#bank#USER#{login}", "sk": f"TXN#{transaction_id}"}
+
+
+def sandbox_bank_code(code: str) -> Key:
+    return {"pk": f"SANDBOX#bank#CODE#{hashlib.sha256(code.encode()).hexdigest()}", "sk": "CODE"}
+
+
+def sandbox_bank_token(token: str) -> Key:
+    """Tokens are stored by their hash only, so the table never holds a usable token."""
+    return {"pk": f"SANDBOX#bank#TOKEN#{hashlib.sha256(token.encode()).hexdigest()}", "sk": "TOKEN"}

@@ -1,0 +1,85 @@
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from payrail.auth.guard import cookies_of, require_user
+from payrail.auth.oauth_state import BINDING_COOKIE
+from payrail.bank import linking, reading, schedule
+from payrail.bank.cookies import binding_cookie, cleared_binding_cookie
+from payrail.http import api_handler, create_app, json_response
+from pydantic import BaseModel
+
+app = create_app()
+TAGS = ["Bank"]
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class SyncQueued(BaseModel):
+    connection_id: str
+    status: str
+
+
+@app.get(
+    "/bank/connect",
+    summary="Start linking a bank: redirect to the bank's consent page",
+    tags=TAGS,
+    responses={302: {"description": "To the bank"}},
+)
+def connect(
+    redirect_to: Annotated[str | None, Query(max_length=512)] = None,
+    login_hint: Annotated[str | None, Query(max_length=320)] = None,
+) -> Response[str]:
+    start = linking.connect(require_user(app), redirect_to, login_hint)
+    return Response(302, "text/plain", "", headers={"Location": start.location, **NO_STORE}, cookies=[binding_cookie(start.binding)])
+
+
+@app.get(
+    "/bank/callback",
+    summary="Finish linking: the bank redirects here with a code; the connection is stored with its tokens encrypted",
+    tags=TAGS,
+    responses={201: {"description": "The connection, for Accept: application/json"}, 302: {"description": "To redirect_to"}},
+)
+def callback(
+    code: Annotated[str | None, Query(max_length=512)] = None,
+    state: Annotated[str | None, Query(max_length=256)] = None,
+    error: Annotated[str | None, Query(max_length=256)] = None,
+) -> Response[reading.Connection | str]:
+    binding = cookies_of(app.current_event.cookies).get(BINDING_COOKIE)
+    linked = linking.callback(code, state, error, binding)
+    cookies = [cleared_binding_cookie()]
+    if "application/json" in (app.current_event.headers or {}).get("accept", ""):
+        return Response(201, "application/json", linked.connection.model_dump(), headers=NO_STORE, cookies=cookies)
+    return Response(302, "text/plain", "", headers={"Location": linked.redirect_to, **NO_STORE}, cookies=cookies)
+
+
+@app.get("/bank/connections", summary="The caller's bank connections with their last sync summary", tags=TAGS)
+def connections(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+) -> Response[reading.ConnectionList]:
+    return json_response(reading.list_connections(require_user(app), limit, cursor))
+
+
+@app.post(
+    "/bank/connections/<connection_id>/sync",
+    summary="Sync a connection now, in the background",
+    tags=TAGS,
+    responses={202: {"description": "Queued"}},
+)
+def sync_now(connection_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]) -> Response[SyncQueued]:
+    queued = schedule.request_sync(require_user(app), connection_id)
+    return json_response(SyncQueued(connection_id=queued["connection_id"], status=queued["status"]), status=202)
+
+
+@app.get("/bank/transactions", summary="The caller's bank transactions, newest first", tags=TAGS)
+def transactions(
+    connection_id: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+) -> Response[reading.TransactionList]:
+    return json_response(reading.list_transactions(require_user(app), connection_id, limit, cursor))
+
+
+@api_handler
+def lambda_handler(event, context):
+    return app.resolve(event, context)

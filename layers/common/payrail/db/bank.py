@@ -1,0 +1,222 @@
+"""Bank connections, their sync schedule and lease, and their transactions in the one table.
+
+Every rule that matters is a condition on the write that needs it:
+
+* a lease is taken only when there is none or it has expired, and everything a sync run writes
+  to its connection afterwards (rotated tokens, the new cursor, the summary) is conditional on
+  still holding it;
+* the scheduled fan-out claims a due connection by moving its next-due time forward only if it
+  is still the time it read, so two overlapping schedules cannot both enqueue it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from payrail.db import ConditionFailed, Item, Page, decode_cursor, encode_cursor, keys, table
+
+
+class LeaseHeld(Exception):
+    """Another sync run holds the connection's lease."""
+
+
+class LeaseLost(Exception):
+    """This run's lease expired and was taken over, so its writes to the connection were refused."""
+
+
+# -------------------------------------------------------------------- connections
+def create_connection(item: Mapping[str, Any], next_sync_at: str) -> None:
+    """The connection and its schedule entry, together or not at all."""
+    connection_id = str(item["connection_id"])
+    connection = {
+        **keys.connection(connection_id),
+        "gsi1pk": keys.user_connections_index(str(item["user_id"])),
+        "gsi1sk": f"{item['created_at']}#{connection_id}",
+        **item,
+    }
+    schedule = {
+        **keys.connection_schedule(connection_id),
+        "connection_id": connection_id,
+        "gsi1pk": keys.bank_due_shard(connection_id),
+        "gsi1sk": next_sync_at,
+    }
+    db = table()
+    db.transact_write(
+        [
+            db.put_action(connection, condition="attribute_not_exists(pk)"),
+            db.put_action(schedule, condition="attribute_not_exists(pk)"),
+        ]
+    )
+
+
+def get_connection(connection_id: str) -> Item | None:
+    return table().get(keys.connection(connection_id))
+
+
+def list_connections(user_id: str, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
+    index = keys.user_connections_index(user_id)
+    page: Page = table().query(
+        "gsi1pk = :pk",
+        {":pk": index},
+        index="gsi1",
+        limit=limit,
+        start_key=decode_cursor(cursor, gsi1pk=index),
+        newest_first=True,
+    )
+    return page.items, encode_cursor(page.last_key)
+
+
+def acquire_lease(connection_id: str, owner: str, now: int, until: int) -> Item | None:
+    """The connection with the lease now held by ``owner``; None if the connection does not exist.
+
+    Raises LeaseHeld when another run holds an unexpired lease."""
+    try:
+        return table().update(
+            keys.connection(connection_id),
+            "SET lease_owner = :owner, lease_expires_at = :until",
+            condition="attribute_exists(pk) AND (attribute_not_exists(lease_expires_at) OR lease_expires_at < :now)",
+            values={":owner": owner, ":until": until, ":now": now},
+            return_on_failure=True,
+        )
+    except ConditionFailed as failed:
+        if failed.item is None:
+            return None
+        raise LeaseHeld(connection_id) from failed
+
+
+_HOLDS_LEASE = "lease_owner = :owner AND lease_expires_at >= :now"
+
+
+def save_tokens(connection_id: str, owner: str, now: int, sealed: Mapping[str, Any], access_expires_at: int) -> None:
+    """Store rotated tokens (already sealed) while the lease is held."""
+    try:
+        table().update(
+            keys.connection(connection_id),
+            "SET tokens_ciphertext = :c, tokens_nonce = :n, tokens_key = :k, access_expires_at = :exp",
+            condition=_HOLDS_LEASE,
+            values={
+                ":c": sealed["tokens_ciphertext"],
+                ":n": sealed["tokens_nonce"],
+                ":k": sealed["tokens_key"],
+                ":exp": access_expires_at,
+                ":owner": owner,
+                ":now": now,
+            },
+            returns="NONE",
+        )
+    except ConditionFailed as failed:
+        raise LeaseLost(connection_id) from failed
+
+
+def commit_sync(connection_id: str, owner: str, now: int, cursor: str, summary: Mapping[str, Any], generation: int) -> None:
+    """The new cursor, the run's summary and generation, and the lease released, in one conditional write."""
+    try:
+        table().update(
+            keys.connection(connection_id),
+            "SET sync_cursor = :cursor, last_sync = :summary, sync_generation = :generation, #status = :active"
+            " REMOVE lease_owner, lease_expires_at",
+            condition=_HOLDS_LEASE,
+            names={"#status": "status"},
+            values={
+                ":cursor": cursor,
+                ":summary": dict(summary),
+                ":generation": generation,
+                ":active": "active",
+                ":owner": owner,
+                ":now": now,
+            },
+            returns="NONE",
+        )
+    except ConditionFailed as failed:
+        raise LeaseLost(connection_id) from failed
+
+
+def finish_without_commit(connection_id: str, owner: str, summary: Mapping[str, Any] | None, status: str | None = None) -> None:
+    """Release the lease (recording a failed run's summary and status when given); the cursor stays."""
+    sets = []
+    values: dict[str, Any] = {":owner": owner}
+    names: dict[str, str] = {}
+    if summary is not None:
+        sets.append("last_sync = :summary")
+        values[":summary"] = dict(summary)
+    if status is not None:
+        sets.append("#status = :status")
+        names["#status"] = "status"
+        values[":status"] = status
+    update = ("SET " + ", ".join(sets) + " " if sets else "") + "REMOVE lease_owner, lease_expires_at"
+    # ConditionFailed: someone else holds it now; nothing of ours to release.
+    with contextlib.suppress(ConditionFailed):
+        table().update(
+            keys.connection(connection_id), update, condition="lease_owner = :owner", names=names or None, values=values, returns="NONE"
+        )
+
+
+# -------------------------------------------------------------------- schedule
+def due_connections(now_iso: str, limit: int = 500) -> list[Item]:
+    """Schedule entries whose next-due time has passed, across every shard."""
+    due: list[Item] = []
+    for shard in keys.bank_due_shards():
+        start = None
+        while len(due) < limit:
+            page = table().query(
+                "gsi1pk = :shard AND gsi1sk <= :now", {":shard": shard, ":now": now_iso}, index="gsi1", limit=100, start_key=start
+            )
+            due.extend(page.items)
+            start = page.last_key
+            if not start:
+                break
+    return due[:limit]
+
+
+def claim_due(connection_id: str, seen_due_at: str, next_due_at: str) -> bool:
+    """Move the connection's next-due time forward if it is still ``seen_due_at``; False if another claimed it."""
+    try:
+        table().update(
+            keys.connection_schedule(connection_id),
+            "SET gsi1sk = :next",
+            condition="gsi1sk = :seen",
+            values={":next": next_due_at, ":seen": seen_due_at},
+            returns="NONE",
+        )
+    except ConditionFailed:
+        return False
+    return True
+
+
+# -------------------------------------------------------------------- transactions
+def get_transactions(connection_id: str, transaction_ids: Iterable[str]) -> dict[str, Item]:
+    found = table().batch_get(keys.bank_transaction(connection_id, tid) for tid in transaction_ids)
+    return {str(item["transaction_id"]): item for item in found}
+
+
+def transaction_item(connection_id: str, user_id: str, record: Mapping[str, Any], visible: bool) -> Item:
+    """The stored shape of a transaction; a tombstone (``visible`` False) leaves the user's index."""
+    transaction_id = str(record["transaction_id"])
+    item: Item = {**keys.bank_transaction(connection_id, transaction_id), **record, "connection_id": connection_id, "user_id": user_id}
+    if visible:
+        item["gsi1pk"] = keys.user_transactions_index(user_id)
+        item["gsi1sk"] = f"{record.get('date', '')}#{connection_id}#{transaction_id}"
+    return item
+
+
+def write_transactions(items: Sequence[Mapping[str, Any]]) -> None:
+    if items:
+        table().batch_write(puts=items)
+
+
+def list_transactions(user_id: str, connection_id: str | None, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
+    """The user's visible transactions, newest first; ``connection_id`` narrows to one connection
+    (a filter on the user's index, so a page may hold fewer than ``limit`` items)."""
+    index = keys.user_transactions_index(user_id)
+    page = table().query(
+        "gsi1pk = :pk",
+        {":pk": index, **({":cid": connection_id} if connection_id else {})},
+        index="gsi1",
+        limit=limit,
+        start_key=decode_cursor(cursor, gsi1pk=index),
+        newest_first=True,
+        filter_expression="connection_id = :cid" if connection_id else None,
+    )
+    return page.items, encode_cursor(page.last_key)

@@ -1,0 +1,123 @@
+"""The payouts API's use cases: create (idempotent, rate-limited), read one, list.
+
+AWS calls per ``POST /payouts``: a new payout costs two (the create transaction and the SQS
+send), a replay one (the transaction, whose cancellation hands back the stored answer), a
+rate-limited request one. See ``bench/`` for the measurement.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from payrail import queues
+from payrail.db import payouts as store
+from payrail.errors import DependencyFailure, NotFound, RateLimited, Unprocessable, ValidationFailed
+from payrail.observability import logger, metrics
+from payrail.payouts.models import IDEMPOTENCY_KEY_PATTERN, Payout, PayoutPage, PayoutRequest, public_view
+from payrail.payouts.status import PayoutStatus
+from payrail.settings import TableSettings, load
+
+_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
+class PayoutsApiSettings(TableSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    payouts_queue_url: str = Field(alias="PAYOUTS_QUEUE_URL", min_length=1)
+    rate_limit_per_minute: int = Field(alias="PAYOUT_RATE_LIMIT_PER_MINUTE", default=60, ge=1)
+
+
+def utc_now_text(now: float | None = None) -> str:
+    """RFC 3339 UTC with microseconds, so string order is time order."""
+    moment = datetime.fromtimestamp(now if now is not None else time.time(), UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_payout_id() -> str:
+    return f"po_{uuid.uuid4().hex}"
+
+
+def check_idempotency_key(key: str | None) -> str:
+    if key is None or not _KEY.fullmatch(key):
+        raise ValidationFailed(
+            "The Idempotency-Key header is required: 1 to 255 visible ASCII characters.",
+            errors=[
+                {"in": "header", "field": "Idempotency-Key", "message": "1 to 255 visible ASCII characters", "type": "idempotency_key"}
+            ],
+        )
+    return key
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def create_payout(user_id: str, key: str | None, request: PayoutRequest) -> CreateResult:
+    key = check_idempotency_key(key)
+    settings = load(PayoutsApiSettings)
+    now = time.time()
+    stamp = utc_now_text(now)
+    payout = Payout(
+        id=new_payout_id(),
+        status=PayoutStatus.PENDING,
+        amount=request.amount,
+        currency=request.currency,
+        beneficiary=request.beneficiary,
+        reference=request.reference,
+        created_at=stamp,
+        updated_at=stamp,
+    ).model_dump(mode="json", exclude_none=True)
+    fingerprint = request.fingerprint()
+    outcome = store.create(
+        user_id=user_id, key=key, fingerprint=fingerprint, payout=payout, now=now, rate_limit=settings.rate_limit_per_minute
+    )
+    if isinstance(outcome, store.Replayed):
+        if outcome.fingerprint != fingerprint:
+            metrics.add_metric(name="PayoutsRejected", unit=MetricUnit.Count, value=1)
+            raise Unprocessable("This Idempotency-Key was already used with a different request body.")
+        metrics.add_metric(name="PayoutsReplayed", unit=MetricUnit.Count, value=1)
+        return CreateResult(outcome.status_code, outcome.body, replayed=True, headers={"Idempotent-Replayed": "true"})
+    if isinstance(outcome, store.RateLimitHit):
+        metrics.add_metric(name="PayoutsRejected", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="PayoutsRateLimited", unit=MetricUnit.Count, value=1)
+        raise RateLimited(f"At most {settings.rate_limit_per_minute} payouts a minute; try again later.", retry_after=outcome.retry_after)
+    metrics.add_metric(name="PayoutsCreated", unit=MetricUnit.Count, value=1)
+    _hand_off(settings.payouts_queue_url, payout["id"])
+    return CreateResult(outcome.status_code, outcome.body)
+
+
+def _hand_off(queue_url: str, payout_id: str) -> None:
+    """Send the payout to the worker. A failure here does not fail the request: the payout and its
+    outbox marker are durable, and the scheduled reconciliation re-enqueues any payout still
+    ``pending`` after a grace period by reading those markers. Recording a "handed off" flag
+    instead would cost a third AWS call on every create for a case the marker already covers."""
+    try:
+        queues.send(queue_url, {"payout_id": payout_id})
+    except DependencyFailure as error:
+        metrics.add_metric(name="PayoutHandOffFailed", unit=MetricUnit.Count, value=1)
+        logger.warning("payout not handed off; reconciliation will enqueue it", extra={"payout_id": payout_id, "error": error.detail})
+
+
+def get_payout(user_id: str, payout_id: str) -> Payout:
+    item = store.get(payout_id) if len(payout_id) <= 64 else None
+    # Another user's payout is answered exactly like a missing one: its existence is not revealed.
+    if item is None or item.get("user_id") != user_id:
+        raise NotFound("No such payout.")
+    return public_view(item)
+
+
+def list_payouts(user_id: str, limit: int, cursor: str | None) -> PayoutPage:
+    items, next_cursor = store.list_for_user(user_id, limit, cursor)
+    return PayoutPage(items=[public_view(item) for item in items], next_cursor=next_cursor)

@@ -1,0 +1,302 @@
+"""The payout worker against the sandbox provider, in-process on moto, driven through the real
+payouts queue by devstack's SQS poller (receive, invoke, delete what succeeded)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from devstack.events import SqsPoller
+from tests.payouts_support import VALID_BODY, call, http_event, in_process_transport, item_keys, mint_token, sqs_event
+from tests.support import LambdaContext, Resources, function_environment_of, load_function
+
+PROVIDER_TIMEOUT = 0.25
+
+
+@dataclass
+class World:
+    resources: Resources
+    api: Any
+    worker: Any
+    sandbox: Any
+    bearer: str
+    calls: list[httpx.Request]
+
+    def create(self, key: str, **changes: Any) -> dict[str, Any]:
+        body = {**VALID_BODY, **changes}
+        status, _, payout = call(
+            self.api, http_event("POST", "/payouts", body=body, headers={"authorization": f"Bearer {self.bearer}", "idempotency-key": key})
+        )
+        assert status == 201, payout
+        return payout
+
+    def payout(self, payout_id: str) -> dict[str, Any]:
+        from payrail.db import payouts
+
+        item = payouts.get(payout_id)
+        assert item is not None
+        return item
+
+    def faults(self, **rates: float) -> None:
+        status, _, _ = call(self.sandbox, http_event("PUT", "/sandbox/payments/faults", body=rates, route="/sandbox/{proxy+}"))
+        assert status == 200
+
+    def provider_payouts(self) -> list[dict[str, Any]]:
+        items, cursor = [], None
+        while True:
+            query = {"limit": "50", **({"cursor": cursor} if cursor else {})}
+            status, _, page = call(self.sandbox, http_event("GET", "/sandbox/payments/v1/payouts", query=query, route="/sandbox/{proxy+}"))
+            assert status == 200
+            items += page["items"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return items
+
+    def poller(self) -> SqsPoller:
+        return SqsPoller(
+            self.resources.client("sqs"),
+            "PayoutWorkerFunction",
+            self.resources.ref("PayoutsQueue"),
+            f"arn:aws:sqs:us-east-1:123456789012:{self.resources.ref('PayoutsQueue').rsplit('/', 1)[-1]}",
+            {"BatchSize": 10, "FunctionResponseTypes": ["ReportBatchItemFailures"]},
+            lambda _, event: self.worker(event, LambdaContext()),
+            lambda _: None,
+            threading.Event(),
+        )
+
+
+@pytest.fixture
+def world(resources: Resources, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """The API, the worker and the sandbox in one process on one fresh table; the worker's
+    httpx client reaches the sandbox in-process, with a short provider timeout."""
+    resources.functions["PayoutWorkerFunction"].environment.update(
+        PROVIDER_TIMEOUT_SECONDS=str(PROVIDER_TIMEOUT),
+        SANDBOX_PAYMENTS_TIMEOUT_SECONDS=str(PROVIDER_TIMEOUT + 0.1),
+        BREAKER_COOLDOWN_SECONDS="1",
+        BACKOFF_BASE_SECONDS="0.5",
+        BACKOFF_CAP_SECONDS="2",
+    )
+    bearer = mint_token(resources, "alice")
+    with function_environment_of(resources, "PayoutWorkerFunction"):
+        api = load_function(resources, "PayoutsApiFunction").lambda_handler
+        sandbox = load_function(resources, "SandboxFunction").lambda_handler
+        worker = load_function(resources, "PayoutWorkerFunction").lambda_handler
+        calls: list[httpx.Request] = []
+        transport = in_process_transport(sandbox)
+
+        def counted(request: httpx.Request) -> httpx.Response:
+            calls.append(request)
+            return transport.handle_request(request)
+
+        from payrail.payouts import provider
+        from payrail.settings import load
+
+        settings = load(provider.ProviderSettings)
+        client = httpx.Client(base_url=settings.payment_provider_url, timeout=PROVIDER_TIMEOUT, transport=httpx.MockTransport(counted))
+        monkeypatch.setattr(provider, "http_client", lambda: client)
+        # The API runs here under the worker's environment, which lacks the API's own settings.
+        monkeypatch.setenv("SESSION_KEYS_SECRET_ARN", resources.ref("SessionSigningSecret"))
+        monkeypatch.setenv("PAYOUT_RATE_LIMIT_PER_MINUTE", "1000")
+        yield World(resources, api, worker, sandbox, bearer, calls)
+
+
+def drain(world: World, payout_ids: list[str], deadline_seconds: float = 60) -> None:
+    """Poll the queue until every payout left ``pending`` and the queue is empty, or fail."""
+    poller = world.poller()
+    sqs = world.resources.client("sqs")
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        poller.poll_once()
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=world.resources.ref("PayoutsQueue"),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        in_flight = int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        if in_flight == 0 and all(world.payout(p)["status"] != "pending" for p in payout_ids):
+            return
+    raise AssertionError("payouts were not all processed in time")
+
+
+def test_a_flaky_provider_with_duplicate_deliveries_pays_each_payout_exactly_once(world: World) -> None:
+    # Given a provider failing 20% of requests with 5xx, 10% with 429 and 5% with timeouts
+    world.faults(error_rate=0.2, rate_limit_rate=0.1, timeout_rate=0.05)
+    # And 16 payouts (one with a closed account), each delivered twice more to the worker
+    payouts = [world.create(f"flaky-{i}") for i in range(15)]
+    payouts.append(world.create("flaky-closed", beneficiary={**VALID_BODY["beneficiary"], "account_number": "000012345"}))
+    ids = [p["id"] for p in payouts]
+    from payrail import queues
+
+    for payout_id in ids * 2:
+        queues.send(world.resources.ref("PayoutsQueue"), {"payout_id": payout_id})
+    # When the worker drains the queue
+    drain(world, ids)
+    # Then every payout is submitted with the provider's reference, except the closed account's, failed
+    final = {p: world.payout(p) for p in ids}
+    assert {final[p]["status"] for p in ids[:-1]} == {"submitted"}
+    assert final[ids[-1]]["status"] == "failed"
+    assert "account" in final[ids[-1]]["failure_reason"]
+    # And the provider received exactly one payout per payout id (none for the closed account)
+    received = world.provider_payouts()
+    assert sorted(r["idempotency_key"] for r in received) == sorted(ids[:-1])
+    assert {final[p]["provider_reference"] for p in ids[:-1]} == {r["id"] for r in received}
+    # And the faults really were drawn: the provider was called more often than there are payouts
+    assert len(world.calls) > len(ids)
+    # And nothing went to the dead-letter queue
+    dlq = world.resources.client("sqs").receive_message(QueueUrl=world.resources.ref("PayoutsDLQ"))
+    assert not dlq.get("Messages")
+
+
+def test_a_timeout_after_acceptance_is_absorbed_by_the_idempotency_key(world: World) -> None:
+    # Given a provider whose every request times out after accepting the payout
+    world.faults(timeout_rate=1.0, timeout_after_accept_share=1.0)
+    payout = world.create("timeout")
+    for _ in range(3):
+        assert world.worker(sqs_event([payout["id"]]), LambdaContext())["batchItemFailures"]
+    assert world.payout(payout["id"])["status"] == "pending"
+    assert [r["idempotency_key"] for r in world.provider_payouts()] == [payout["id"]]
+    # When the provider recovers and the message is delivered again
+    world.faults()
+    result = world.worker(sqs_event([payout["id"]]), LambdaContext())
+    # Then the payout is submitted with the payout the provider accepted during the first timeout, and no other
+    assert result["batchItemFailures"] == []
+    received = world.provider_payouts()
+    assert [r["idempotency_key"] for r in received] == [payout["id"]]
+    assert world.payout(payout["id"])["status"] == "submitted"
+    assert world.payout(payout["id"])["provider_reference"] == received[0]["id"]
+
+
+def test_a_payout_no_longer_pending_is_skipped_without_calling_the_provider(world: World) -> None:
+    # Given a payout already submitted
+    payout = world.create("done")
+    assert world.worker(sqs_event([payout["id"]]), LambdaContext())["batchItemFailures"] == []
+    calls = len(world.calls)
+    version = world.payout(payout["id"])["version"]
+    # When it is delivered again
+    result = world.worker(sqs_event([payout["id"]]), LambdaContext())
+    # Then the record succeeds, the provider is not called, and the payout is unchanged
+    assert result["batchItemFailures"] == []
+    assert len(world.calls) == calls
+    assert world.payout(payout["id"])["version"] == version == 2
+
+
+def test_a_permanent_rejection_fails_the_payout_and_clears_its_outbox_marker(world: World) -> None:
+    # Given a payout to a closed account
+    payout = world.create("closed", beneficiary={**VALID_BODY["beneficiary"], "account_number": "00001111"})
+    assert any(k.startswith("OUTBOX#") for k in item_keys(world.resources))
+    # When the worker submits it
+    result = world.worker(sqs_event([payout["id"]]), LambdaContext())
+    # Then the record succeeds (no retry), the payout is failed with a reason, and it is no longer marked unfinished
+    assert result["batchItemFailures"] == []
+    stored = world.payout(payout["id"])
+    assert stored["status"] == "failed"
+    assert "422" in stored["failure_reason"]
+    assert not any(k.startswith("OUTBOX#") for k in item_keys(world.resources))
+
+
+def test_only_the_failed_record_of_a_batch_is_retried_after_a_backoff(world: World) -> None:
+    # Given two payouts on the queue, and a provider that rate-limits only the first request
+    good, bad = world.create("good"), world.create("bad")
+    sqs = world.resources.client("sqs")
+    queue = world.resources.ref("PayoutsQueue")
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"])[
+        "Messages"
+    ]
+    by_id = {json.loads(m["Body"])["payout_id"]: m for m in messages}
+    world.faults(rate_limit_rate=1.0)
+    event = sqs_event([bad["id"]], receipts=[by_id[bad["id"]]["ReceiptHandle"]])
+    # When the bad one is processed while the provider rate-limits, then the good one after it recovers
+    failed = world.worker(event, LambdaContext())
+    world.faults()
+    ok = world.worker(sqs_event([good["id"]]), LambdaContext())
+    # Then only the bad record failed, and its message is hidden for the backoff (at least Retry-After: 1 s), then back
+    assert [f["itemIdentifier"] for f in failed["batchItemFailures"]] == [event["Records"][0]["messageId"]]
+    assert ok["batchItemFailures"] == []
+    sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=by_id[good["id"]]["ReceiptHandle"], VisibilityTimeout=0)
+    sqs.delete_message(QueueUrl=queue, ReceiptHandle=by_id[good["id"]]["ReceiptHandle"])
+    assert not sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0).get("Messages")
+    again = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=5).get("Messages", [])
+    assert [json.loads(m["Body"])["payout_id"] for m in again] == [bad["id"]]
+
+
+def test_the_breaker_opens_after_consecutive_failures_then_probes_once_and_closes(world: World) -> None:
+    # Given a provider that fails every request, and a breaker threshold of 5
+    world.faults(error_rate=1.0)
+    payout = world.create("breaker")
+    for _ in range(5):
+        assert world.worker(sqs_event([payout["id"]]), LambdaContext())["batchItemFailures"]
+    assert len(world.calls) == 5
+    from payrail.payouts.worker import breaker
+
+    assert breaker().state()["state"] == "open"
+    # When more deliveries come while it is open
+    for _ in range(3):
+        assert world.worker(sqs_event([payout["id"]]), LambdaContext())["batchItemFailures"]
+    # Then the provider is not called
+    assert len(world.calls) == 5
+    # When the cool-down has passed and the provider has recovered
+    time.sleep(1.1)
+    world.faults()
+    result = world.worker(sqs_event([payout["id"]]), LambdaContext())
+    # Then one probe goes through, succeeds, and the breaker closes
+    assert result["batchItemFailures"] == []
+    assert len(world.calls) == 6
+    assert breaker().state()["state"] == "closed"
+    assert world.payout(payout["id"])["status"] == "submitted"
+
+
+def test_after_the_cool_down_exactly_one_of_many_workers_gets_the_probe(world: World) -> None:
+    # Given an open breaker whose cool-down has passed
+    from payrail.db.circuit import CircuitOpen
+    from payrail.payouts.worker import breaker
+
+    circuit = breaker()
+    for _ in range(5):
+        circuit.record_failure(circuit.before_call())
+    time.sleep(1.1)
+    # When 8 workers ask for a permit at once
+    outcomes: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def ask() -> None:
+        barrier.wait()
+        try:
+            outcomes.append("probe" if circuit.before_call().probe else "closed")
+        except CircuitOpen:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then exactly one gets the probe, the others are refused
+    assert sorted(outcomes) == ["probe"] + ["refused"] * 7
+
+
+def test_a_payout_that_keeps_failing_is_dead_lettered_and_stays_marked_for_reconciliation(world: World) -> None:
+    # Given a provider that always fails, and the payouts queue's redrive lowered to 2 receives for speed
+    sqs = world.resources.client("sqs")
+    queue, dlq = world.resources.ref("PayoutsQueue"), world.resources.ref("PayoutsDLQ")
+    policy = json.loads(sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"])
+    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"RedrivePolicy": json.dumps({**policy, "maxReceiveCount": 2})})
+    world.faults(error_rate=1.0)
+    payout = world.create("doomed")
+    # When the worker keeps receiving it (each failure hides it for its backoff)
+    poller = world.poller()
+    deadline = time.monotonic() + 20
+    dead: list[dict[str, Any]] = []
+    while not dead and time.monotonic() < deadline:
+        poller.poll_once()
+        dead = sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=0).get("Messages", [])
+    # Then the message is in the dead-letter queue, and the payout is still pending with its
+    # outbox marker, which is how the scheduled reconciliation finds it again
+    assert [json.loads(m["Body"])["payout_id"] for m in dead] == [payout["id"]]
+    assert world.payout(payout["id"])["status"] == "pending"
+    assert any(k.startswith("OUTBOX#") for k in item_keys(world.resources))

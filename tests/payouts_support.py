@@ -1,0 +1,159 @@
+"""Helpers for the payouts tests: API Gateway events, tokens, SQS records, the sandbox provider
+in-process behind an httpx transport, and table inspection."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import httpx
+
+from tests.support import EVENTS, LambdaContext, Resources, clear_caches
+
+VALID_BODY: dict[str, Any] = {
+    "amount": 12550,
+    "currency": "ZAR",
+    "beneficiary": {"name": "Thandi Nkosi", "account_number": "62001234567", "bank_code": "250655"},
+    "reference": "Invoice 1042",
+}
+
+
+def http_event(
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    raw_body: str | None = None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    route: str | None = None,
+    path_parameters: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) event, shaped like events/health/get.json."""
+    event: dict[str, Any] = json.loads((EVENTS / "health/get.json").read_text())
+    route_key = f"{method} {route or path}"
+    event.update(
+        routeKey=route_key,
+        rawPath=path,
+        rawQueryString=urlencode(query or {}),
+        headers={"host": "127.0.0.1:3000", "content-type": "application/json", **{k.lower(): v for k, v in (headers or {}).items()}},
+    )
+    if query:
+        event["queryStringParameters"] = dict(query)
+    if path_parameters:
+        event["pathParameters"] = path_parameters
+    if raw_body is not None:
+        event["body"] = raw_body
+    elif body is not None:
+        event["body"] = json.dumps(body)
+    event["requestContext"] = {
+        **event["requestContext"],
+        "http": {**event["requestContext"]["http"], "method": method, "path": path},
+        "routeKey": route_key,
+        "requestId": str(uuid.uuid4()),
+    }
+    return event
+
+
+def mint_token(resources: Resources, user_id: str) -> str:
+    """An access token for ``user_id`` signed with the stack's session key (what sign-in returns)."""
+    from payrail.auth.tokens import issue_access_token
+
+    saved = dict(os.environ)
+    os.environ.update(
+        AWS_ENDPOINT_URL=resources.endpoint,
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="local",
+        AWS_SECRET_ACCESS_KEY="local",
+        SESSION_KEYS_SECRET_ARN=resources.ref("SessionSigningSecret"),
+        PUBLIC_BASE_URL="http://127.0.0.1:3000",
+    )
+    clear_caches()
+    try:
+        return issue_access_token(user_id, f"session-{user_id}")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        clear_caches()
+
+
+def call(handler: Any, event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+    response = handler(event, LambdaContext())
+    body = response.get("body")
+    return response["statusCode"], {k.lower(): v for k, v in (response.get("headers") or {}).items()}, json.loads(body) if body else None
+
+
+def all_items(resources: Resources) -> list[dict[str, Any]]:
+    """Every item in the table (tests only: a scan)."""
+    client = resources.client("dynamodb")
+    items, start = [], None
+    while True:
+        kwargs = {"TableName": resources.ref("Table"), **({"ExclusiveStartKey": start} if start else {})}
+        answer = client.scan(**kwargs)
+        items += answer["Items"]
+        start = answer.get("LastEvaluatedKey")
+        if not start:
+            return items
+
+
+def item_keys(resources: Resources) -> set[str]:
+    return {item["pk"]["S"] for item in all_items(resources)}
+
+
+def sqs_event(payout_ids: list[str], receive_count: int = 1, receipts: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": (receipts or [])[i] if receipts else f"receipt-{i}",
+                "body": json.dumps({"payout_id": payout_id}),
+                "attributes": {
+                    "ApproximateReceiveCount": str(receive_count),
+                    "SentTimestamp": str(int(time.time() * 1000)),
+                    "SenderId": "local",
+                    "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000)),
+                },
+                "messageAttributes": {
+                    "correlation_id": {"stringValue": "cid-test", "dataType": "String", "stringListValues": [], "binaryListValues": []}
+                },
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:payouts",
+                "awsRegion": "us-east-1",
+            }
+            for i, payout_id in enumerate(payout_ids)
+        ]
+    }
+
+
+def in_process_transport(sandbox_handler: Any) -> httpx.MockTransport:
+    """An httpx transport that serves requests with the sandbox function in-process, as API
+    Gateway would call it. A request that takes longer than the client's read timeout raises
+    ``httpx.ReadTimeout`` once the provider is done, so whatever the provider did (it may have
+    accepted the payout before "timing out") stays done, as with a real socket."""
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        started = time.monotonic()
+        response = _serve(request)
+        read_timeout = (request.extensions.get("timeout") or {}).get("read")
+        if read_timeout is not None and time.monotonic() - started > read_timeout:
+            raise httpx.ReadTimeout("the provider did not answer in time", request=request)
+        return response
+
+    def _serve(request: httpx.Request) -> httpx.Response:
+        event = http_event(
+            request.method,
+            request.url.path,
+            raw_body=request.content.decode() if request.content else None,
+            headers=dict(request.headers),
+            query=dict(parse_qsl(request.url.query.decode())) or None,
+            route="/sandbox/{proxy+}",
+        )
+        response = sandbox_handler(event, LambdaContext())
+        return httpx.Response(response["statusCode"], headers=response.get("headers") or {}, content=(response.get("body") or "").encode())
+
+    return httpx.MockTransport(serve)

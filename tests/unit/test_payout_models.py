@@ -1,0 +1,65 @@
+"""Payout request validation, fingerprints and the worker's backoff: pure logic."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from payrail.errors import ValidationFailed
+from payrail.payouts.models import MAX_AMOUNT_MINOR, PayoutRequest
+from payrail.payouts.service import check_idempotency_key
+from payrail.payouts.worker import backoff_seconds
+from pydantic import ValidationError
+
+BODY = {
+    "amount": 12550,
+    "currency": "ZAR",
+    "beneficiary": {"name": "Thandi Nkosi", "account_number": "62001234567", "bank_code": "250655"},
+    "reference": "Invoice 1042",
+}
+
+
+@given(st.integers(min_value=1, max_value=MAX_AMOUNT_MINOR))
+def test_any_positive_integer_amount_up_to_the_maximum_is_accepted(amount: int) -> None:
+    assert PayoutRequest.model_validate({**BODY, "amount": amount}).amount == amount
+
+
+@given(
+    st.one_of(st.floats(allow_nan=True), st.text(), st.booleans(), st.integers(max_value=0), st.integers(min_value=MAX_AMOUNT_MINOR + 1))
+)
+def test_no_float_string_boolean_or_out_of_range_amount_is_accepted(amount: object) -> None:
+    with pytest.raises(ValidationError):
+        PayoutRequest.model_validate({**BODY, "amount": amount})
+
+
+def test_the_fingerprint_ignores_key_order_and_changes_with_any_field() -> None:
+    reordered = dict(reversed(list(BODY.items())))
+    assert PayoutRequest.model_validate(reordered).fingerprint() == PayoutRequest.model_validate(BODY).fingerprint()
+    assert PayoutRequest.model_validate({**BODY, "amount": 12551}).fingerprint() != PayoutRequest.model_validate(BODY).fingerprint()
+    assert (
+        PayoutRequest.model_validate({**BODY, "reference": "Invoice 1043"}).fingerprint()
+        != PayoutRequest.model_validate(BODY).fingerprint()
+    )
+
+
+@pytest.mark.parametrize("key", ["a", "~" * 255, "order-1042:retry/2", "Z" * 128])
+def test_visible_ascii_keys_of_1_to_255_characters_are_accepted(key: str) -> None:
+    assert check_idempotency_key(key) == key
+
+
+@pytest.mark.parametrize("key", [None, "", " ", "a b", "k" * 256, "tab\there", "é", "new\nline"])
+def test_missing_empty_long_or_invisible_keys_are_refused(key: str | None) -> None:
+    with pytest.raises(ValidationFailed):
+        check_idempotency_key(key)
+
+
+@given(st.integers(min_value=1, max_value=50), st.floats(min_value=0, max_value=1, exclude_max=True))
+def test_backoff_is_at_least_one_second_and_never_above_the_cap(receive_count: int, draw: float) -> None:
+    delay = backoff_seconds(receive_count, base=2, cap=300, draw=lambda: draw)
+    assert 1 <= delay <= 300
+
+
+def test_backoff_ceiling_doubles_per_receive_and_retry_after_is_a_floor() -> None:
+    assert [backoff_seconds(n, base=2, cap=300, draw=lambda: 0.999) for n in (1, 2, 3, 4, 9)] == [2, 4, 8, 16, 300]
+    assert backoff_seconds(1, base=2, cap=300, retry_after=30, draw=lambda: 0.5) == 30
+    assert backoff_seconds(8, base=2, cap=300, retry_after=1, draw=lambda: 0.5) == 128
