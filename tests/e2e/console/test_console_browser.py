@@ -199,12 +199,15 @@ def test_link_a_sandbox_bank_sync_it_and_see_its_transactions(page) -> None:
     connection = page.locator("#connections li")
     expect(connection).to_have_count(1)
     expect(connection).to_contain_text("Not synced yet.")
-    # When they sync it
-    connection.get_by_role("button", name="Sync now").click()
+    # When they sync it from the keyboard
+    connection.get_by_role("button", name="Sync now").focus()
+    page.keyboard.press("Enter")
     # Then the last sync summary appears and the 15 sandbox transactions are listed
     expect(connection.locator(".sync-summary")).to_contain_text("15 new")
     expect(page.locator("#transaction-rows tr")).to_have_count(15)
     expect(page.locator("#announcer")).to_contain_text("Sync finished")
+    # And the polling re-renders never took the keyboard focus away from the button
+    expect(connection.get_by_role("button", name="Sync now")).to_be_focused()
 
 
 # Amounts as a person types them, and the exact minor units Decimal says they are.

@@ -57,7 +57,9 @@ export class Bank {
   }
 
   async sync(connection, button) {
-    button.disabled = true;
+    // aria-disabled rather than disabled: a disabled button drops keyboard focus.
+    if (this.waiting.has(connection.id) || button.getAttribute("aria-disabled") === "true") return;
+    button.setAttribute("aria-disabled", "true");
     try {
       await api("POST", `/bank/connections/${encodeURIComponent(connection.id)}/sync`);
       this.waiting.set(connection.id, connection.last_sync?.finished_at ?? null);
@@ -68,7 +70,7 @@ export class Bank {
       if (!(error instanceof ApiError || error instanceof Unreachable)) throw error;
       this.status.textContent = `Could not start the sync: ${error.message}`;
       announce(this.status.textContent);
-      button.disabled = false;
+      button.removeAttribute("aria-disabled");
     }
   }
 
@@ -114,10 +116,12 @@ export class Bank {
   }
 
   renderConnections() {
+    // Re-rendering must not steal keyboard focus from a connection's button.
+    const focused = document.activeElement?.closest?.("[data-connection-id]")?.dataset.connectionId;
     const items = this.connections.map((c) => {
       const syncing = this.waiting.has(c.id);
       const button = h("button", { type: "button", class: "secondary", "aria-describedby": `sync-${c.id}` }, syncing ? "Syncing…" : "Sync now");
-      button.disabled = syncing;
+      if (syncing) button.setAttribute("aria-disabled", "true");
       button.addEventListener("click", () => this.sync(c, button));
       const accounts = c.accounts.map((a) => `${a.name} (${a.currency})`).join(", ") || "no accounts";
       return h(
@@ -130,6 +134,7 @@ export class Bank {
       );
     });
     this.list.replaceChildren(...items);
+    if (focused) this.list.querySelector(`[data-connection-id="${CSS.escape(focused)}"] button`)?.focus();
     $("#connections-empty").hidden = items.length > 0;
   }
 }
