@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from devstack.chaos import Chaos
 from devstack.functions import FunctionPool, InvocationError
 from devstack.stack import STATE_FILE, LocalStack, StackError, attach, free_port
 from devstack.template import TemplateError, parse_overrides
@@ -32,6 +33,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     start.add_argument("--moto-port", type=int, default=5000)
     start.add_argument("--no-schedules", action="store_true", help="do not fire schedules on their own (fire them on demand)")
     start.add_argument("--concurrency", type=int, default=8, help="warm processes per function at most (default 8)")
+    chaos = start.add_argument_group("fault injection (reliability runs)")
+    chaos.add_argument(
+        "--duplicate-deliveries", type=float, default=0.0, metavar="RATE", help="send processed SQS messages again at this rate"
+    )
+    chaos.add_argument("--kill-rate", type=float, default=0.0, metavar="RATE", help="kill SQS-triggered invocations mid-way at this rate")
+    chaos.add_argument("--max-visibility-timeout", type=int, metavar="SECONDS", help="cap every queue's visibility timeout")
 
     invoke = commands.add_parser("invoke", help="invoke one function with an event file and print its result")
     invoke.add_argument("function")
@@ -53,6 +60,8 @@ def _start(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         schedules=not args.no_schedules,
         concurrency=args.concurrency,
         state_file=STATE_FILE,
+        chaos=Chaos(duplicate_rate=args.duplicate_deliveries, kill_rate=args.kill_rate),
+        max_visibility_timeout=args.max_visibility_timeout,
     )
     stack.start()
     tables = ", ".join(stack.resources_of("AWS::DynamoDB::Table").values())
@@ -66,6 +75,8 @@ def _start(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     with contextlib.suppress(KeyboardInterrupt):
         stopped.wait()
+    if stack.chaos.active:
+        print(f"devstack: injected faults {stack.chaos.counters()}", flush=True)
     print("devstack: stopping", flush=True)
     stack.stop()
     return 0

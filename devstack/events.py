@@ -12,9 +12,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from devstack.chaos import Chaos
 from devstack.template import ACCOUNT_ID, REGION, TemplateError
 
-Invoke = Callable[[str, dict[str, Any]], Any]
+Invoke = Callable[..., Any]
 Log = Callable[[str], None]
 
 _RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
@@ -46,6 +47,15 @@ def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
     }
 
 
+def _send_attributes(record: dict[str, Any]) -> dict[str, Any]:
+    """A Lambda record's message attributes in SendMessage's form (for an injected duplicate)."""
+    return {
+        name: {"DataType": value["dataType"], "StringValue": value["stringValue"]}
+        for name, value in record["messageAttributes"].items()
+        if value.get("stringValue") is not None
+    }
+
+
 class SqsPoller(threading.Thread):
     """Lambda's SQS event source mapping: receive a batch, invoke, delete what succeeded.
 
@@ -65,6 +75,7 @@ class SqsPoller(threading.Thread):
         invoke: Invoke,
         log: Log,
         stop: threading.Event,
+        chaos: Chaos | None = None,
     ) -> None:
         super().__init__(daemon=True, name=f"sqs:{function}")
         self.sqs = sqs
@@ -77,6 +88,7 @@ class SqsPoller(threading.Thread):
         self.invoke = invoke
         self.log = log
         self.stop_event = stop
+        self.chaos = chaos or Chaos()
 
     def _receive(self) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
@@ -105,7 +117,7 @@ class SqsPoller(threading.Thread):
         keep: set[str] = set()
         outcome = "ok"
         try:
-            result = self.invoke(self.function, {"Records": records})
+            result = self.invoke(self.function, {"Records": records}, kill_after=self.chaos.kill_after())
             if self.partial and isinstance(result, dict):
                 failures = result.get("batchItemFailures") or []
                 identifiers = {f.get("itemIdentifier") for f in failures}
@@ -121,6 +133,9 @@ class SqsPoller(threading.Thread):
             self.sqs.delete_message_batch(
                 QueueUrl=self.queue_url, Entries=[{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(chunk)]
             )
+        for record in done:
+            if self.chaos.duplicate():
+                self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=record["body"], MessageAttributes=_send_attributes(record))
         elapsed = (time.perf_counter() - started) * 1000
         self.log(f"SQS {self.queue_url.rsplit('/', 1)[-1]} -> {self.function} {len(records)} records, {outcome}, {elapsed:.0f} ms")
         return len(records)

@@ -104,6 +104,7 @@ class Worker:
             bufsize=1,
         )
         os.close(write_fd)
+        self._killed = False
         self._results = os.fdopen(read_fd, "r", encoding="utf-8")
         self._answers: queue.Queue[dict[str, Any] | None] = queue.Queue()
         threading.Thread(target=self._pump_logs, args=(log,), daemon=True).start()
@@ -126,10 +127,22 @@ class Worker:
 
     @property
     def alive(self) -> bool:
-        return self.process.poll() is None
+        # Popen.poll() answers "running" while another thread holds its wait lock (a kill in
+        # progress), so a killed worker also remembers that it was killed.
+        return not self._killed and self.process.poll() is None
 
-    def invoke(self, event: Any, request_id: str, timeout: float) -> Any:
+    def invoke(self, event: Any, request_id: str, timeout: float, kill_after: float | None = None) -> Any:
         deadline_ms = (time.time() + timeout) * 1000
+        crash = threading.Timer(kill_after, self.kill) if kill_after is not None else None  # an injected crash (devstack.chaos)
+        if crash:
+            crash.start()
+        try:
+            return self._invoke(event, request_id, deadline_ms, timeout)
+        finally:
+            if crash:
+                crash.cancel()
+
+    def _invoke(self, event: Any, request_id: str, deadline_ms: float, timeout: float) -> Any:
         assert self.process.stdin is not None
         try:
             self.process.stdin.write(json.dumps({"event": event, "request_id": request_id, "deadline_ms": deadline_ms}) + "\n")
@@ -142,15 +155,18 @@ class Worker:
             self.kill()
             raise InvocationError("Sandbox.Timedout", f"Task timed out after {timeout:.2f} seconds") from None
         if answer is None:
+            self._killed = True
             raise InvocationError("Runtime.ExitError", "the function process exited during the invocation")
         if not answer["ok"]:
             raise InvocationError(answer["errorType"], answer["errorMessage"])
         return answer["result"]
 
     def kill(self) -> None:
-        if self.alive:
+        self._killed = True
+        if self.process.poll() is None:
             self.process.kill()
         self.process.wait(timeout=5)
+        self._answers.put(None)  # wake an invocation waiting on this process
 
 
 @dataclass
@@ -203,11 +219,11 @@ class FunctionPool:
                 worker.kill()
             self._lock.notify()
 
-    def invoke(self, event: Any, request_id: str | None = None) -> Any:
+    def invoke(self, event: Any, request_id: str | None = None, kill_after: float | None = None) -> Any:
         worker = self._acquire()
         self.stats.invocations += 1
         try:
-            return worker.invoke(event, request_id or str(uuid.uuid4()), float(self.spec.timeout))
+            return worker.invoke(event, request_id or str(uuid.uuid4()), float(self.spec.timeout), kill_after)
         except InvocationError:
             self.stats.errors += 1
             raise

@@ -64,8 +64,9 @@ class Provisioner:
         "AWS::SSM::Parameter",
     )
 
-    def __init__(self, template: Template, endpoint: str, api_url: str) -> None:
+    def __init__(self, template: Template, endpoint: str, api_url: str, max_visibility_timeout: int | None = None) -> None:
         self.template = template
+        self.max_visibility_timeout = max_visibility_timeout
         self.endpoint = endpoint
         self.api_url = api_url
         self.physical: dict[str, Physical] = {}
@@ -177,6 +178,9 @@ class Provisioner:
             attributes["FifoQueue"] = "true"
             if properties.get("ContentBasedDeduplication"):
                 attributes["ContentBasedDeduplication"] = "true"
+        if self.max_visibility_timeout is not None and "VisibilityTimeout" in attributes:
+            # Reliability runs shorten the wait before a crashed invocation's message comes back.
+            attributes["VisibilityTimeout"] = str(min(int(attributes["VisibilityTimeout"]), self.max_visibility_timeout))
         if "RedrivePolicy" in properties:
             policy = properties["RedrivePolicy"]
             attributes["RedrivePolicy"] = json.dumps(policy if isinstance(policy, dict) else json.loads(policy))

@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class RunningStack:
-    def __init__(self, workdir: Path, parameters: str = "", schedules: bool = False, timeout: float = 90) -> None:
+    def __init__(
+        self, workdir: Path, parameters: str = "", schedules: bool = False, timeout: float = 90, start_options: list[str] | None = None
+    ) -> None:
         self.api_port, self.moto_port = free_port(), free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.moto_url = f"http://127.0.0.1:{self.moto_port}"
@@ -46,6 +48,7 @@ class RunningStack:
         ]
         if not schedules:
             command.append("--no-schedules")
+        command += start_options or []
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             command, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)}
         )
@@ -76,6 +79,10 @@ class RunningStack:
         response = httpx.post(f"{self.api_url}/_local/schedules/{name}", timeout=120)
         response.raise_for_status()
         return response.json()["result"]
+
+    def chaos(self) -> dict[str, float]:
+        """The faults the stack injected so far (duplicate deliveries, killed invocations)."""
+        return dict(httpx.get(f"{self.api_url}/_local/chaos", timeout=10).json()["result"])
 
     def log(self) -> str:
         return self.log_path.read_text()

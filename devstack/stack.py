@@ -17,6 +17,7 @@ from typing import Any
 
 from moto.server import ThreadedMotoServer
 
+from devstack.chaos import Chaos
 from devstack.events import Schedule, SqsPoller
 from devstack.functions import FunctionPool, InvocationError
 from devstack.gateway import Gateway, HttpResponse, Router, routes_from
@@ -78,6 +79,8 @@ class LocalStack:
         log: Callable[[str], None] | None = None,
         state_file: Path | None = None,
         stack_name: str = "payrail-local",
+        chaos: Chaos | None = None,
+        max_visibility_timeout: int | None = None,
     ) -> None:
         self.template_path = template_path
         self.host = host
@@ -92,6 +95,8 @@ class LocalStack:
         self.log = log or _log_to_stdout()
         self.state_file = state_file
         self.stack_name = stack_name
+        self.chaos = chaos or Chaos()
+        self.max_visibility_timeout = max_visibility_timeout
         self.stop_event = threading.Event()
         self.pools: dict[str, FunctionPool] = {}
         self.schedules: dict[str, Schedule] = {}
@@ -112,7 +117,7 @@ class LocalStack:
         self._moto = ThreadedMotoServer(ip_address=self.host, port=self.moto_port, verbose=False)
         self._moto.start()
         try:
-            self.provisioner = Provisioner(self.template, self.moto_url, self.api_url)
+            self.provisioner = Provisioner(self.template, self.moto_url, self.api_url, self.max_visibility_timeout)
             self.provisioner.provision_all()
             self.functions = self.template.functions()
             for spec in self.functions.values():
@@ -161,6 +166,7 @@ class LocalStack:
                     self.invoke,
                     self.log,
                     self.stop_event,
+                    self.chaos,
                 )
                 self.pollers.append(poller)
                 if self.run_pollers:
@@ -190,10 +196,10 @@ class LocalStack:
         self.stop()
 
     # ---------------------------------------------------------------- use
-    def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
+    def invoke(self, logical_id: str, event: dict[str, Any], kill_after: float | None = None) -> Any:
         if logical_id not in self.pools:
             raise StackError(f"no function named {logical_id}; known: {', '.join(sorted(self.pools))}")
-        return self.pools[logical_id].invoke(event)
+        return self.pools[logical_id].invoke(event, kill_after=kill_after)
 
     def fire(self, name: str) -> Any:
         """Fire a schedule now, by its event name or by its function's logical id."""
@@ -223,6 +229,8 @@ class LocalStack:
                 payload: Any = {"result": self.fire(parts[1])}
             elif method == "GET" and parts == ["functions"]:
                 payload = {name: asdict(pool.stats) for name, pool in self.pools.items()}
+            elif method == "GET" and parts == ["chaos"]:
+                payload = self.chaos.counters()
             else:
                 return HttpResponse(404, [("Content-Type", "application/json")], b'{"error": "unknown control route"}')
         except (StackError, InvocationError) as error:

@@ -10,41 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from scenarios.bank import link, sync
 from tests.e2e.signin import sign_in
-from tests.support import wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def _link(api: httpx.Client, auth: dict[str, str], login: str) -> dict[str, Any]:
-    start = api.get("/bank/connect", params={"login_hint": login}, headers=auth)
-    assert start.status_code == 302, start.text
-    binding = next(c for c in start.headers.get_list("set-cookie") if c.startswith("payrail_oauth=")).split(";")[0]
-    at_bank = api.get(start.headers["location"])
-    assert at_bank.status_code == 302, at_bank.text
-    back = api.get(at_bank.headers["location"], headers={"Accept": "application/json", "Cookie": binding})
-    assert back.status_code == 201, back.text
-    return back.json()
-
-
-def _sync(api: httpx.Client, auth: dict[str, str], connection_id: str) -> dict[str, Any]:
-    """Ask for a sync and wait for its summary (a new finished_at) to appear on the connection."""
-
-    def summary() -> dict[str, Any] | None:
-        (connection,) = api.get("/bank/connections", headers=auth).json()["items"]
-        return connection["last_sync"]
-
-    before = summary()
-    queued = api.post(f"/bank/connections/{connection_id}/sync", headers=auth)
-    assert queued.status_code == 202, queued.text
-
-    def finished() -> dict[str, Any] | None:
-        current = summary()
-        if current and current != before and current["status"] == "succeeded":
-            return current
-        return None
-
-    return dict(wait_for(finished, timeout=60, interval=0.2))
 
 
 def _counts(summary: dict[str, Any]) -> tuple[int, int, int, int]:
@@ -55,25 +24,25 @@ def test_link_and_sync_a_sandbox_bank_then_follow_its_changes(stack: Any, api: h
     login = f"{uuid.uuid4().hex[:8]}@bank.example"
     auth = {"Authorization": f"Bearer {sign_in(api, login)}"}
     # Given a sandbox bank connection linked through the OAuth flow
-    connection = _link(api, auth, login)
+    connection = link(api, auth, login)
     assert connection["status"] == "active"
     assert connection["last_sync"] is None
     # When it is synced: the 15 sandbox transactions arrive in 3 pages
-    first = _sync(api, auth, connection["id"])
+    first = sync(api, auth, connection["id"])
     assert _counts(first) == (15, 0, 0, 0)
     assert first["pages"] == 3
     # When it is synced again: nothing is new and nothing is written
-    second = _sync(api, auth, connection["id"])
+    second = sync(api, auth, connection["id"])
     assert _counts(second) == (0, 0, 0, 0)
     assert second["written"] == 0
     # When the bank adds 3 and modifies 2
     changed = api.put("/sandbox/bank/control/transactions", json={"user": login, "add": 3, "modify": 2})
     assert changed.status_code == 200
-    third = _sync(api, auth, connection["id"])
+    third = sync(api, auth, connection["id"])
     assert _counts(third)[:2] == (3, 2)
     # When the bank removes 1
     assert api.put("/sandbox/bank/control/transactions", json={"user": login, "remove": 1}).status_code == 200
-    fourth = _sync(api, auth, connection["id"])
+    fourth = sync(api, auth, connection["id"])
     assert _counts(fourth) == (0, 0, 0, 1)
     # Then the caller reads back exactly the bank's 17 transactions
     listed = api.get("/bank/transactions", params={"connection_id": connection["id"], "limit": 100}, headers=auth).json()

@@ -511,3 +511,80 @@ def test_the_sample_worker_event_for_an_unknown_connection_is_dropped_not_retrie
     from tests.support import LambdaContext, load_event
 
     assert world.handlers["BankSyncWorkerFunction"](load_event("bank_sync_worker/sync.json"), LambdaContext()) == {"batchItemFailures": []}
+
+
+# ------------------------------------------------------------------------------ the sandbox bank's contract
+def _sandbox_code(world: BankWorld, login: str, verifier: str) -> str:
+    from urllib.parse import parse_qs, urlsplit
+
+    from payrail.auth.oauth_state import pkce_challenge
+
+    authorize = world.http.get(
+        "/sandbox/bank/authorize",
+        params={
+            "response_type": "code",
+            "client_id": "payrail",
+            "redirect_uri": "http://127.0.0.1:3000/bank/callback",
+            "state": "s1",
+            "code_challenge": pkce_challenge(verifier),
+            "code_challenge_method": "S256",
+            "login_hint": login,
+        },
+    )
+    assert authorize.status_code == 302, authorize.text
+    query = parse_qs(urlsplit(authorize.headers["location"]).query)
+    assert query["state"] == ["s1"]
+    return query["code"][0]
+
+
+def _exchange(world: BankWorld, code: str, verifier: str):
+    return world.http.post(
+        "/sandbox/bank/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "client_id": "payrail",
+            "redirect_uri": "http://127.0.0.1:3000/bank/callback",
+        },
+    )
+
+
+def test_the_sandbox_bank_checks_pkce_and_a_code_works_once(world: BankWorld) -> None:
+    _, login = _new_user()
+    verifier = "v" * 50
+    wrong = _exchange(world, _sandbox_code(world, login, verifier), "w" * 50)
+    code = _sandbox_code(world, login, verifier)
+    right = _exchange(world, code, verifier)
+    replayed = _exchange(world, code, verifier)
+    assert (wrong.status_code, wrong.json()["error"]) == (400, "invalid_grant")
+    assert right.status_code == 200
+    assert right.json()["access_token"].startswith("sandbox-access-")
+    assert right.json()["refresh_token"].startswith("sandbox-refresh-")
+    assert replayed.status_code == 400
+
+
+def test_the_sandbox_bank_rotates_refresh_tokens_and_pages_15_transactions_in_3_pages_of_5(world: BankWorld) -> None:
+    _, login = _new_user()
+    tokens = _exchange(world, _sandbox_code(world, login, "v" * 50), "v" * 50).json()
+    refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": "payrail"}
+    rotated = world.http.post("/sandbox/bank/token", data=refresh)
+    reused = world.http.post("/sandbox/bank/token", data=refresh)
+    assert rotated.status_code == 200
+    assert rotated.json()["refresh_token"] != tokens["refresh_token"]
+    assert reused.status_code == 400
+    bearer = {"Authorization": f"Bearer {rotated.json()['access_token']}"}
+    pages, cursor, seen = 0, "", set()
+    while True:
+        page = world.http.post("/sandbox/bank/transactions/sync", json={"cursor": cursor}, headers=bearer).json()
+        pages += 1
+        seen |= {t["transaction_id"] for t in page["added"]}
+        assert len(page["added"]) == 5
+        cursor = page["next_cursor"]
+        if not page["has_more"]:
+            break
+    assert (pages, len(seen)) == (3, 15)
+    # an expired access token is refused with 401
+    world.bank("token-expiry", user=login)
+    expired = world.http.post("/sandbox/bank/transactions/sync", json={"cursor": cursor}, headers=bearer)
+    assert expired.status_code == 401

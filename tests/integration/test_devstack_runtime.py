@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devstack.events import Schedule
+from devstack.chaos import Chaos
+from devstack.events import Schedule, SqsPoller
 from devstack.functions import LOCAL_VARIABLES, RUNTIME_VARIABLES
 from devstack.stack import LocalStack, free_port
 from tests.support import ROOT, wait_for
@@ -173,6 +174,60 @@ def test_only_the_failed_record_is_redelivered_and_a_poison_message_lands_in_the
 
     assert [m["Body"] for m in wait_for(dead_lettered, timeout=10)] == ["fail-always"]
     assert _deliveries(stack, "fail-always") == 2
+
+
+def test_injected_duplicates_are_delivered_again(stack: LocalStack) -> None:
+    # Given a poller that duplicates every processed message (a reliability run's fault)
+    sqs = stack.client("sqs")
+    queue = stack.physical("WorkQueue")
+    sqs.send_message(
+        QueueUrl=queue, MessageBody="dup-1", MessageAttributes={"correlation_id": {"DataType": "String", "StringValue": "c-1"}}
+    )
+    template_poller = next(p for p in stack.pollers if p.function == "ConsumerFunction")
+    chaos = Chaos(duplicate_rate=1.0)
+    poller = SqsPoller(
+        sqs,
+        "ConsumerFunction",
+        queue,
+        template_poller.queue_arn,
+        {"BatchSize": 5, "FunctionResponseTypes": ["ReportBatchItemFailures"]},
+        stack.invoke,
+        lambda _: None,
+        threading.Event(),
+        chaos,
+    )
+    # When it polls twice
+    wait_for(lambda: poller.poll_once(), timeout=10)
+    wait_for(lambda: poller.poll_once(), timeout=10)
+    # Then the consumer saw the message twice, and the injected copy carried its attributes
+    assert _deliveries(stack, "dup-1") == 2
+    assert chaos.duplicates_injected == 2
+    copy = wait_for(lambda: sqs.receive_message(QueueUrl=queue, MessageAttributeNames=["All"]).get("Messages"), timeout=10)[0]
+    assert copy["MessageAttributes"]["correlation_id"]["StringValue"] == "c-1"
+    sqs.delete_message(QueueUrl=queue, ReceiptHandle=copy["ReceiptHandle"])
+
+
+def test_a_killed_invocation_keeps_its_message_for_a_retry(stack: LocalStack) -> None:
+    # Given a poller that kills every invocation at once (a crash mid-way)
+    sqs = stack.client("sqs")
+    queue = stack.physical("WorkQueue")
+    sqs.send_message(QueueUrl=queue, MessageBody="crash-1")
+    template_poller = next(p for p in stack.pollers if p.function == "ConsumerFunction")
+    killer = SqsPoller(
+        sqs,
+        "ConsumerFunction",
+        queue,
+        template_poller.queue_arn,
+        {"BatchSize": 5},
+        stack.invoke,
+        lambda _: None,
+        threading.Event(),
+        Chaos(kill_rate=1.0, kill_window=0.0),
+    )
+    wait_for(lambda: killer.poll_once(), timeout=10)
+    assert _deliveries(stack, "crash-1") == 0
+    # Then the message was not deleted: after its visibility timeout a healthy poller delivers it
+    assert wait_for(lambda: template_poller.poll_once() >= 0 and _deliveries(stack, "crash-1"), timeout=20) == 1
 
 
 def test_a_schedule_fires_an_eventbridge_scheduled_event(stack: LocalStack) -> None:

@@ -1,0 +1,66 @@
+"""Creating payouts and following them, over HTTP; and what the sandbox provider received."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+FINAL = frozenset({"paid", "failed"})
+BENEFICIARY = {"name": "Thandi Nkosi", "account_number": "62012345678", "bank_code": "250655"}
+
+
+def body(amount: int, reference: str) -> dict[str, Any]:
+    return {"amount": amount, "currency": "ZAR", "beneficiary": dict(BENEFICIARY), "reference": reference}
+
+
+def create(api: httpx.Client, auth: dict[str, str], payload: dict[str, Any], key: str | None = None) -> httpx.Response:
+    return api.post("/payouts", json=payload, headers={**auth, "Idempotency-Key": key or str(uuid.uuid4())})
+
+
+def _pages(api: httpx.Client, path: str, headers: dict[str, str], limit: int) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        response = api.get(path, params={"limit": limit, **({"cursor": cursor} if cursor else {})}, headers=headers)
+        response.raise_for_status()
+        page = response.json()
+        items += page["items"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return items
+
+
+def statuses(api: httpx.Client, auth: dict[str, str]) -> dict[str, str]:
+    """Every payout of the signed-in user: id → status."""
+    return {item["id"]: item["status"] for item in _pages(api, "/payouts", auth, 100)}
+
+
+def provider_received(api: httpx.Client) -> list[dict[str, Any]]:
+    """Every payout the sandbox provider received, with its idempotency key."""
+    return _pages(api, "/sandbox/payments/v1/payouts", {}, 1000)
+
+
+def provider_duplicates(received: list[dict[str, Any]]) -> int:
+    """Payouts the provider received more than once for one idempotency key (must be 0)."""
+    return sum(count - 1 for count in Counter(item["idempotency_key"] for item in received).values() if count > 1)
+
+
+def watch(
+    read: Callable[[], dict[str, str]], ids: set[str], timeout: float, progress: Callable[[Counter[str]], None] | None = None
+) -> dict[str, str]:
+    """Poll until every payout in ``ids`` is final (or the time is up); the last statuses seen."""
+    deadline = time.monotonic() + timeout
+    current: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        current = {payout_id: status for payout_id, status in read().items() if payout_id in ids}
+        if progress:
+            progress(Counter(current.values()))
+        if len(current) == len(ids) and set(current.values()) <= FINAL:
+            break
+        time.sleep(0.5)
+    return current

@@ -1,0 +1,54 @@
+"""Signing in over HTTP the way a browser does: /auth/login → sandbox provider → /auth/callback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+BINDING_COOKIE = "payrail_oauth"
+
+
+@dataclass
+class Flow:
+    """The pieces of one sign-in attempt, for tests that tamper with them."""
+
+    binding: str
+    state: str
+    authorize_url: str
+    callback_url: str | None = None
+    code: str | None = None
+
+
+def start(api: httpx.Client, email: str, redirect_to: str = "/") -> Flow:
+    """GET /auth/login; follow the provider's redirect back (without calling the callback)."""
+    login = api.get("/auth/login", params={"redirect_to": redirect_to, "login_hint": email}, follow_redirects=False)
+    assert login.status_code == 302, login.text
+    binding = login.cookies[BINDING_COOKIE]
+    authorize_url = login.headers["location"]
+    state = parse_qs(urlsplit(authorize_url).query)["state"][0]
+    authorize = api.get(authorize_url, follow_redirects=False)
+    assert authorize.status_code == 302, authorize.text
+    callback_url = authorize.headers["location"]
+    code = parse_qs(urlsplit(callback_url).query).get("code", [None])[0]
+    return Flow(binding=binding, state=state, authorize_url=authorize_url, callback_url=callback_url, code=code)
+
+
+def finish(api: httpx.Client, flow: Flow, accept_json: bool = True) -> httpx.Response:
+    """GET the callback with the browser-binding cookie, as the browser would."""
+    assert flow.callback_url
+    headers = {"Accept": "application/json"} if accept_json else {}
+    return api.get(flow.callback_url, headers=headers, cookies={BINDING_COOKIE: flow.binding}, follow_redirects=False)
+
+
+def sign_in_tokens(api: httpx.Client, email: str = "ada@example.com") -> dict:
+    """Sign in through the sandbox identity provider; the token response (access, refresh)."""
+    response = finish(api, start(api, email))
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def sign_in(api: httpx.Client, email: str = "ada@example.com") -> str:
+    """Sign in through the sandbox identity provider; returns an access token for Bearer use."""
+    return str(sign_in_tokens(api, email)["access_token"])
