@@ -98,25 +98,30 @@ def test_a_payout_is_created_once_on_a_double_click_and_turns_paid(page) -> None
 
 
 def test_a_retry_after_a_lost_answer_reuses_the_key_and_creates_nothing_twice(page) -> None:
-    # Given a signed-in user whose network drops the API's answer to their first POST /payouts
+    # Given a signed-in user whose network fails: the first POST /payouts reaches the API, which
+    # creates the payout, but the answer is lost, and every other request to /payouts fails too
     sign_in(page, new_email())
     posts = posts_to_payouts(page)
+    outage = {"on": True}
     dropped: list[int] = []
 
-    def lose_the_answer(route) -> None:
-        if route.request.method == "POST" and not dropped:
-            route.fetch()  # the API receives it and creates the payout ...
-            dropped.append(1)
-            route.abort("connectionreset")  # ... but the browser never hears back
-        else:
+    def flaky_network(route) -> None:
+        if not outage["on"]:
             route.continue_()
+            return
+        if route.request.method == "POST" and not dropped:
+            route.fetch()
+            dropped.append(1)
+        route.abort("connectionreset")
 
-    page.route("**/payouts", lose_the_answer)
+    page.route(re.compile(r"/payouts(\?.*)?$"), flaky_network)
     fill_payout(page, "75", "Rent March")
     page.get_by_role("button", name="Send payout").click()
-    # Then the console says the outcome is unknown and that retrying is safe
+    # Then the console says the outcome is unknown, that retrying is safe, and that the API is unreachable
     expect(page.locator("#payout-form-status")).to_contain_text("may or may not exist")
     expect(page.get_by_role("alert")).to_contain_text("cannot be reached")
+    assert dropped == [1]
+    outage["on"] = False
     # When they press Send again with the same details
     page.get_by_role("button", name="Send payout").click()
     # Then the same Idempotency-Key went twice, the API replayed the original, and there is one payout
