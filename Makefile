@@ -59,3 +59,7 @@ clean:
 .PHONY: bench-bank
 bench-bank: $(STAMP) ## sync 10,000 bank transactions (page size 100) in-process on moto; rate, AWS calls per 1,000, re-sync writes
 	$(PY) bench/bank_sync.py --transactions 10000 --page-size 100
+
+.PHONY: demo chaos
+demo: $(STAMP) ## the product's story on a fresh local stack, with a summary table; non-zero if an invariant failed
+	$(PY) -m demo

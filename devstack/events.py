@@ -117,7 +117,10 @@ class SqsPoller(threading.Thread):
         keep: set[str] = set()
         outcome = "ok"
         try:
-            result = self.invoke(self.function, {"Records": records}, kill_after=self.chaos.kill_after())
+            kill_after = self.chaos.kill_after()
+            event = {"Records": records}
+            # Only a reliability run's injected crash needs the extra argument.
+            result = self.invoke(self.function, event) if kill_after is None else self.invoke(self.function, event, kill_after=kill_after)
             if self.partial and isinstance(result, dict):
                 failures = result.get("batchItemFailures") or []
                 identifiers = {f.get("itemIdentifier") for f in failures}

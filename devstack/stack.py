@@ -21,6 +21,7 @@ from devstack.chaos import Chaos
 from devstack.events import Schedule, SqsPoller
 from devstack.functions import FunctionPool, InvocationError
 from devstack.gateway import Gateway, HttpResponse, Router, routes_from
+from devstack.moto_isolation import isolate_dynamodb_writes
 from devstack.resources import Physical, Provisioner, local_client
 from devstack.template import FunctionSpec, Template, TemplateError, samconfig_parameters
 
@@ -114,6 +115,7 @@ class LocalStack:
                 raise StackError(f"port {port} ({name}) is already in use; pick another with --{name.lower()}-port")
         self.template = Template(self.template_path, self.parameters, self.stack_name)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's own request log
+        isolate_dynamodb_writes()
         self._moto = ThreadedMotoServer(ip_address=self.host, port=self.moto_port, verbose=False)
         self._moto.start()
         try:

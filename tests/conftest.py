@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from moto.server import ThreadedMotoServer
 
+from devstack.moto_isolation import isolate_dynamodb_writes
 from devstack.stack import free_port
 from tests.support import Resources, function_environment_of, load_function
 
@@ -19,6 +20,7 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Payrail")
 def moto_endpoint() -> Iterator[str]:
     """One moto server for the whole run; every test that uses it starts from a reset."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    isolate_dynamodb_writes()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -47,6 +47,10 @@ def provider_keys(api: httpx.Client) -> list[str]:
             return keys
 
 
+# Submitted to the provider, or moved further by its webhooks (the sandbox pays by default).
+HANDED_OFF = {"submitted", "processing", "paid"}
+
+
 def status_of(api: httpx.Client, user: dict[str, str], payout_id: str) -> dict[str, Any]:
     response = api.get(f"/payouts/{payout_id}", headers=user)
     assert response.status_code == 200
@@ -66,7 +70,8 @@ def test_a_payout_created_over_http_is_submitted_by_the_worker(api: httpx.Client
     assert (replayed.status_code, replayed.json()) == (201, created.json())
     assert replayed.headers["idempotent-replayed"] == "true"
     payout_id = created.json()["id"]
-    submitted = wait_for(lambda: (p := status_of(api, user, payout_id))["status"] == "submitted" and p, timeout=30)
+    # (the sandbox's webhooks may already have moved it on to processing or paid)
+    submitted = wait_for(lambda: (p := status_of(api, user, payout_id))["status"] in HANDED_OFF and p, timeout=30)
     assert submitted["updated_at"] > submitted["created_at"]
     assert provider_keys(api).count(payout_id) == 1
     # And it is listed, newest first, for its owner only
@@ -92,7 +97,8 @@ def test_a_flaky_provider_and_duplicate_deliveries_still_pay_each_payout_once(
         sqs.send_message(QueueUrl=stack.physical("PayoutsQueue"), MessageBody=json.dumps({"payout_id": payout_id}))
     # When the stack's worker has drained them (bounded: backoffs are seconds, a breaker cool-down 15 s)
     wait_for(lambda: all(status_of(api, user, p)["status"] != "pending" for p in ids), timeout=150, interval=1)
-    # Then every payout is submitted, and the provider received exactly one payout for each
-    assert {status_of(api, user, p)["status"] for p in ids} == {"submitted"}
+    # Then every payout is submitted (or moved on by the sandbox's webhooks), and the provider
+    # received exactly one payout for each
+    assert {status_of(api, user, p)["status"] for p in ids} <= HANDED_OFF
     received = provider_keys(api)
     assert all(received.count(p) == 1 for p in ids)

@@ -33,6 +33,7 @@ from payrail.db import ConditionFailed, decode_cursor, encode_cursor, keys, tabl
 from payrail.errors import DependencyFailure, NotFound, RateLimited, Unprocessable
 from payrail.http import json_response
 from payrail.observability import logger
+from payrail.sandbox import webhooks
 from payrail.settings import TableSettings, load
 
 router = APIGatewayHttpRouter()
@@ -101,6 +102,7 @@ class SandboxPayout(BaseModel):
     reference: str
     metadata: dict[str, str]
     received_at: str
+    failure_reason: str | None = None
 
 
 class SandboxPayoutPage(BaseModel):
@@ -186,9 +188,10 @@ def _accept(idempotency_key: str, request: SandboxPayoutRequest) -> tuple[int, S
 
 
 def after_payout_accepted(payout: SandboxPayout) -> None:
-    """The one place that runs when a NEW provider payout has been accepted and recorded.
-    Webhook emission (payout.processing / payout.paid / payout.failed) hooks in here."""
+    """The one place that runs when a NEW provider payout has been accepted and recorded:
+    it schedules the payout's webhooks (payout.processing, then payout.paid or payout.failed)."""
     logger.info("sandbox payout accepted", extra={"provider_payout_id": payout.id})
+    webhooks.schedule_payout_events(payout.model_dump(mode="json"))
 
 
 @router.post(

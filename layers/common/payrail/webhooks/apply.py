@@ -1,0 +1,55 @@
+"""Applying payment events to payouts, exactly once, forward only (the worker's use case).
+
+Webhooks and the reconciliation both come through :func:`apply_change`, so a status learnt by
+asking the provider is deduplicated and ordered by the very same transaction as a webhook.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import single_metric
+from aws_lambda_powertools.metrics import MetricUnit
+
+from payrail.db.payment_events import Outcome, StatusChange, apply_status_change
+from payrail.errors import DependencyFailure
+from payrail.observability import logger, metrics
+from payrail.webhooks.events import PaymentEvent
+
+
+class PayoutNotFoundYet(DependencyFailure):
+    """An event names a payout that does not exist (yet): retried by SQS, then dead-lettered."""
+
+    title = "The event's payout is unknown"
+
+
+def change_of(event: PaymentEvent) -> StatusChange:
+    if event.target is None:
+        return StatusChange(event.id, event.type, str(event.data.get("payout_id") or "") or None, None)
+    data = event.payout_data()
+    return StatusChange(event.id, event.type, data.payout_id, event.target, data.provider_reference, data.failure_reason)
+
+
+def apply_change(change: StatusChange) -> Outcome:
+    """Apply one change; raises PayoutNotFoundYet for an unknown payout so the message is retried."""
+    outcome, payout = apply_status_change(change)
+    with single_metric(name="PaymentEvents", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
+        metric.add_dimension(name="outcome", value=outcome.value)
+    details = {
+        "event_id": change.event_id,
+        "event_type": change.event_type,
+        "payout_id": change.payout_id,
+        "outcome": outcome.value,
+        "source": change.source,
+        "payout_status": (payout or {}).get("status"),
+    }
+    if outcome is Outcome.UNKNOWN_PAYOUT:
+        logger.warning("payment event for an unknown payout; it will be retried", extra=details)
+        raise PayoutNotFoundYet(f"payout {change.payout_id} does not exist")
+    if change.target is None:
+        logger.warning("payment event of an unknown type recorded and ignored", extra=details)
+    else:
+        logger.info("payment event handled", extra=details)
+    return outcome
+
+
+def apply_event(event: PaymentEvent) -> Outcome:
+    return apply_change(change_of(event))

@@ -1,0 +1,160 @@
+"""The scheduled reconciliation: pending payouts re-enqueued, stuck ones brought to the provider's
+status through the exactly-once path, leftover markers of finished payouts removed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from payrail.db import keys
+
+from tests.support import Resources, load_event
+from tests.webhooks_support import InProcess, Recorder, drain, event_body, get_item, put_payout, sqs_event
+
+OLD = timedelta(hours=1)
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[Recorder]:
+    """The payment provider's status endpoint: GET /sandbox/payments/v1/payouts/{reference}."""
+    fake = Recorder()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def world(moto_endpoint: str, provider: Recorder) -> dict:
+    resources = Resources(moto_endpoint, overrides={"PublicBaseUrl": f"http://127.0.0.1:{provider.port}"})
+    return {
+        "resources": resources,
+        "scheduled": InProcess(resources, "ScheduledSyncFunction"),
+        "worker": InProcess(resources, "PaymentEventsWorkerFunction"),
+    }
+
+
+def reconcile(world: dict) -> dict:
+    drain(world["resources"], "PayoutsQueue")
+    event = load_event("scheduled_sync/scheduled.json", time=datetime.now(UTC).isoformat())
+    return world["scheduled"](event)["reconcile_payouts"]
+
+
+def payout(world: dict, pid: str) -> dict:
+    item = get_item(world["resources"], keys.payout(pid))
+    assert item is not None
+    return item
+
+
+def marker(world: dict, item: dict) -> dict | None:
+    return get_item(world["resources"], keys.outbox(item["id"], item["created_at"]))
+
+
+def test_a_pending_payout_past_the_grace_period_is_re_enqueued_and_a_fresh_one_is_not(world: dict) -> None:
+    old = put_payout(world["resources"], "pending", age=OLD)
+    fresh = put_payout(world["resources"], "pending")
+    drain(world["resources"], "PayoutsQueue")
+    event = load_event("scheduled_sync/scheduled.json", time=datetime.now(UTC).isoformat())
+
+    world["scheduled"](event)
+
+    sent = [json.loads(m["Body"])["payout_id"] for m in drain(world["resources"], "PayoutsQueue")]
+    assert old["id"] in sent
+    assert fresh["id"] not in sent
+    assert payout(world, old["id"])["status"] == "pending"
+
+
+def test_a_stuck_payout_takes_the_providers_final_status_once(world: dict, provider: Recorder) -> None:
+    item = put_payout(world["resources"], "submitted", age=OLD)
+    provider.answers[item["id"]] = (200, {"id": item["id"], "status": "paid"})
+
+    reconcile(world)
+    again = reconcile(world)
+
+    stored = payout(world, item["id"])
+    assert (stored["status"], stored["version"]) == ("paid", 2)
+    assert marker(world, item) is None
+    assert get_item(world["resources"], keys.webhook_event(f"reconcile:{item['id']}:paid"))["source"] == "reconciliation"
+    assert again.get("provider_applied", 0) == 0
+
+
+def test_a_provider_failure_carries_its_reason(world: dict, provider: Recorder) -> None:
+    item = put_payout(world["resources"], "processing", age=OLD)
+    provider.answers[item["id"]] = (200, {"id": item["id"], "status": "failed", "failure_reason": "beneficiary bank rejected"})
+
+    reconcile(world)
+
+    stored = payout(world, item["id"])
+    assert (stored["status"], stored["failure_reason"]) == ("failed", "beneficiary bank rejected")
+
+
+def test_the_provider_is_asked_by_the_payouts_provider_reference(world: dict, provider: Recorder) -> None:
+    item = put_payout(world["resources"], "submitted", age=OLD)
+    world["resources"].client("dynamodb").update_item(
+        TableName=world["resources"].ref("Table"),
+        Key={"pk": {"S": f"PAYOUT#{item['id']}"}, "sk": {"S": "PAYOUT"}},
+        UpdateExpression="SET provider_reference = :r",
+        ExpressionAttributeValues={":r": {"S": "prv_ref_77"}},
+    )
+    provider.answers["prv_ref_77"] = (200, {"id": "prv_ref_77", "status": "processing"})
+
+    reconcile(world)
+
+    assert payout(world, item["id"])["status"] == "processing"
+    assert marker(world, item) is not None
+
+
+def test_a_recently_updated_payout_is_left_to_its_webhooks(world: dict, provider: Recorder) -> None:
+    item = put_payout(world["resources"], "submitted", age=OLD)
+    world["resources"].client("dynamodb").update_item(
+        TableName=world["resources"].ref("Table"),
+        Key={"pk": {"S": f"PAYOUT#{item['id']}"}, "sk": {"S": "PAYOUT"}},
+        UpdateExpression="SET updated_at = :now",
+        ExpressionAttributeValues={":now": {"S": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}},
+    )
+    provider.answers[item["id"]] = (200, {"id": item["id"], "status": "paid"})
+
+    reconcile(world)
+
+    assert not [r for r in provider.requests if r["path"].endswith(item["id"])]
+    assert payout(world, item["id"])["status"] == "submitted"
+
+
+def test_a_provider_error_or_unknown_payout_changes_nothing_and_others_are_still_repaired(world: dict, provider: Recorder) -> None:
+    erroring = put_payout(world["resources"], "submitted", age=OLD)
+    unknown = put_payout(world["resources"], "submitted", age=OLD)
+    healthy = put_payout(world["resources"], "submitted", age=OLD)
+    provider.answers[erroring["id"]] = (503, {"title": "down"})
+    provider.answers[healthy["id"]] = (200, {"id": healthy["id"], "status": "paid"})
+
+    result = reconcile(world)
+
+    assert payout(world, erroring["id"])["status"] == "submitted"
+    assert payout(world, unknown["id"])["status"] == "submitted"
+    assert payout(world, healthy["id"])["status"] == "paid"
+    assert result["provider_unavailable"] >= 1
+
+
+def test_the_marker_of_a_finished_payout_is_deleted(world: dict) -> None:
+    item = put_payout(world["resources"], "paid", age=OLD)
+
+    reconcile(world)
+
+    assert marker(world, item) is None
+    assert payout(world, item["id"])["status"] == "paid"
+
+
+def test_a_webhook_arriving_after_the_reconciliation_applied_its_status_changes_nothing(world: dict, provider: Recorder) -> None:
+    # Given a stuck payout that reconciliation has already brought to paid
+    item = put_payout(world["resources"], "submitted", age=OLD)
+    provider.answers[item["id"]] = (200, {"id": item["id"], "status": "paid"})
+    reconcile(world)
+    late = event_body("payout.paid", item["id"])
+
+    # When the provider's own webhook finally arrives
+    failures = world["worker"](sqs_event([late]))["batchItemFailures"]
+
+    # Then it is recorded as ignored and the payout was changed once
+    assert failures == []
+    assert payout(world, item["id"])["version"] == 2
+    assert get_item(world["resources"], keys.webhook_event(json.loads(late)["id"]))["outcome"] == "ignored"
