@@ -47,7 +47,10 @@ invoke: $(STAMP) ## make invoke FN=HealthFunction EVENT=events/health/get.json
 fire: $(STAMP) ## make fire FN=ScheduledSyncFunction: run a schedule now
 	$(PY) -m devstack fire $(FN)
 
-bench: $(STAMP) ## AWS API calls per POST /payouts (new, replay, rate-limited), printed as a table
+bench: $(STAMP) ## every performance figure, side by side in one run, into BENCHMARKS.md (about 15 minutes)
+	$(PY) -m bench.run
+
+bench-calls: $(STAMP) ## AWS API calls per POST /payouts (new, replay, rate-limited), printed as a table
 	$(PY) -m bench.create_calls
 
 deploy: build ## make deploy ENV=dev|prod
@@ -63,3 +66,6 @@ bench-bank: $(STAMP) ## sync 10,000 bank transactions (page size 100) in-process
 .PHONY: demo chaos
 demo: $(STAMP) ## the product's story on a fresh local stack, with a summary table; non-zero if an invariant failed
 	$(PY) -m demo
+
+chaos: $(STAMP) ## 500 payouts from 16 clients under provider faults, duplicate deliveries and crashes, then a webhook storm
+	$(PY) -m chaos --payouts 500 --clients 16 --forgeries 200

@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,7 @@ class Worker:
         )
         os.close(write_fd)
         self._killed = False
+        self.last_aws_calls: dict[str, int] = {}
         self._results = os.fdopen(read_fd, "r", encoding="utf-8")
         self._answers: queue.Queue[dict[str, Any] | None] = queue.Queue()
         threading.Thread(target=self._pump_logs, args=(log,), daemon=True).start()
@@ -157,6 +158,7 @@ class Worker:
         if answer is None:
             self._killed = True
             raise InvocationError("Runtime.ExitError", "the function process exited during the invocation")
+        self.last_aws_calls = answer.get("aws_calls", {})
         if not answer["ok"]:
             raise InvocationError(answer["errorType"], answer["errorMessage"])
         return answer["result"]
@@ -174,6 +176,11 @@ class InvocationStats:
     cold_starts: int = 0
     invocations: int = 0
     errors: int = 0
+    aws_calls: dict[str, int] = field(default_factory=dict)
+
+    def add_calls(self, calls: dict[str, int]) -> None:
+        for operation, count in calls.items():
+            self.aws_calls[operation] = self.aws_calls.get(operation, 0) + count
 
 
 class FunctionPool:
@@ -228,6 +235,8 @@ class FunctionPool:
             self.stats.errors += 1
             raise
         finally:
+            with self._lock:
+                self.stats.add_calls(worker.last_aws_calls)
             self._release(worker)
 
     def close(self) -> None:

@@ -34,6 +34,24 @@ class LambdaContext:
         return max(0, int(self._deadline_ms - time.time() * 1000))
 
 
+def _count_aws_calls() -> dict:
+    """Count every AWS API call the function makes (service:Operation), for the local runtime's
+    per-function statistics and the benchmarks."""
+    import collections
+
+    import botocore.client
+
+    calls: collections.Counter = collections.Counter()
+    make_api_call = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
+
+    def counting(self, operation_name, api_params):  # type: ignore[no-untyped-def]
+        calls[f"{self.meta.service_model.endpoint_prefix}:{operation_name}"] += 1
+        return make_api_call(self, operation_name, api_params)
+
+    botocore.client.BaseClient._make_api_call = counting  # type: ignore[attr-defined]
+    return calls
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--result-fd", type=int, required=True)
@@ -46,6 +64,7 @@ def main() -> int:
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [os.environ["LAMBDA_TASK_ROOT"], *args.layer] + [p for p in sys.path if p and os.path.abspath(p) != here]
 
+    calls = _count_aws_calls()
     module_path, _, function_name = os.environ["_HANDLER"].rpartition(".")
     try:
         handler = getattr(importlib.import_module(module_path.replace("/", ".")), function_name)
@@ -61,13 +80,14 @@ def main() -> int:
     for line in sys.stdin:
         request = json.loads(line)
         context = LambdaContext(request["request_id"], request["deadline_ms"])
+        calls.clear()
         try:
             result = handler(request["event"], context)
-            answer = {"ok": True, "result": result}
+            answer = {"ok": True, "result": result, "aws_calls": dict(calls)}
             encoded = json.dumps(answer)
         except Exception as error:
             traceback.print_exc()
-            encoded = json.dumps({"ok": False, "errorType": type(error).__name__, "errorMessage": str(error)})
+            encoded = json.dumps({"ok": False, "errorType": type(error).__name__, "errorMessage": str(error), "aws_calls": dict(calls)})
         sys.stdout.flush()
         sys.stderr.flush()
         results.write(encoded + "\n")

@@ -82,7 +82,7 @@ class RunningStack:
 
     def chaos(self) -> dict[str, float]:
         """The faults the stack injected so far (duplicate deliveries, killed invocations)."""
-        return dict(httpx.get(f"{self.api_url}/_local/chaos", timeout=10).json()["result"])
+        return dict(httpx.get(f"{self.api_url}/_local/chaos", timeout=10).json())
 
     def log(self) -> str:
         return self.log_path.read_text()

@@ -299,3 +299,17 @@ def test_a_port_in_use_is_a_one_line_error(stack: LocalStack, tmp_path: Path) ->
     assert result.returncode == 2
     assert f"port {stack.api_port} (API) is already in use" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_each_functions_aws_calls_are_counted(stack: LocalStack) -> None:
+    # Given the consumer writes one item per record
+    before = dict(stack.pools["ConsumerFunction"].stats.aws_calls)
+    records = [
+        {"messageId": f"m{i}", "receiptHandle": "r", "body": f"count-{i}", "attributes": {}, "messageAttributes": {}} for i in range(3)
+    ]
+    # When it is invoked with three records
+    stack.invoke("ConsumerFunction", {"Records": records})
+    # Then exactly three DynamoDB UpdateItem calls were counted for it
+    after = stack.pools["ConsumerFunction"].stats.aws_calls
+    assert after.get("dynamodb:UpdateItem", 0) - before.get("dynamodb:UpdateItem", 0) == 3
+    assert sum(after.values()) - sum(before.values()) == 3

@@ -93,7 +93,13 @@ def handle_record(record: PayoutRecord) -> str:
     logger.append_keys(payout_id=payout_id)
     try:
         return submit_payout(payout_id)
-    except (ProviderTransientError, CircuitOpen) as error:
+    except CircuitOpen as error:
+        # Every message held by an open breaker would come back at the probe's moment and fail
+        # again together, each spending a receive towards the DLQ: spread them over a cool-down.
+        delay = _back_off(record, error.retry_after + random.randint(0, load(WorkerSettings).breaker_cooldown_seconds))
+        logger.warning("payout submission will be retried", extra={"error": error.detail, "retry_in_seconds": delay})
+        raise
+    except ProviderTransientError as error:
         delay = _back_off(record, error.retry_after)
         logger.warning("payout submission will be retried", extra={"error": error.detail, "retry_in_seconds": delay})
         raise

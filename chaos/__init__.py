@@ -1,0 +1,1 @@
+"""make chaos: the invariants under faults on a fresh local stack."""

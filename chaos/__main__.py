@@ -1,0 +1,263 @@
+"""``make chaos``: the invariants under faults, on a fresh local stack.
+
+* Payouts: N payouts from C concurrent clients, 10% of them sent again with the same key (half
+  of those at the same moment), with the sandbox provider at 20% 5xx, 10% 429 and 5% timeouts
+  (half of the timeouts after it accepted the payout), SQS duplicate deliveries injected on every
+  queue, and worker invocations killed mid-way (some between the provider call and the status
+  update). Every payout must reach a final status, no key may make two payouts, the provider may
+  not receive a payout twice, and the dead-letter queues must be empty or every message in them
+  accounted for.
+* Webhook storm: every event redelivered three times in shuffled order, plus forged and tampered
+  deliveries: none forged accepted, every payout's final status unchanged.
+
+Exits non-zero when an invariant failed. ``--payouts 40 --clients 4`` is the size CI runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import random
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from devstack.running import RunningStack
+from scenarios import payouts
+from scenarios.signin import sign_in
+
+FAULTS = {"error_rate": 0.2, "rate_limit_rate": 0.1, "timeout_rate": 0.05, "latency_ms": 0}
+NO_FAULTS = {"error_rate": 0, "rate_limit_rate": 0, "timeout_rate": 0, "latency_ms": 0}
+STACK_OPTIONS = ["--duplicate-deliveries", "0.1", "--kill-rate", "0.05", "--max-visibility-timeout", "6"]
+STACK_PARAMETERS = (
+    "PayoutRateLimitPerMinute=100000 AuthRateLimitPerMinute=100000 PayoutRetryBackoffCapSeconds=8 "
+    "ReconcileGraceSeconds=20 ReconcileStuckSeconds=30"
+)
+RECONCILE_EVERY_SECONDS = 15
+
+
+@dataclass
+class Report:
+    checks: list[tuple[bool, str]] = field(default_factory=list)
+    counts: dict[str, Any] = field(default_factory=dict)
+
+    def check(self, ok: bool, text: str) -> None:
+        self.checks.append((ok, text))
+        print(f"  {'✓' if ok else '✗'} {text}", flush=True)
+
+    @property
+    def failed(self) -> list[str]:
+        return [text for ok, text in self.checks if not ok]
+
+
+def _create_all(api_url: str, tokens: list[str], count: int, retry_share: float, report: Report) -> dict[str, str]:
+    """Create ``count`` payouts from one client per token; some keys are sent twice. Key → payout id."""
+    ids: dict[str, str] = {}
+    conflicts: list[str] = []
+    lock = threading.Lock()
+    rng = random.Random(7)
+    plan = [(index, str(uuid.uuid4()), rng.random() < retry_share) for index in range(count)]
+
+    def client(worker: int) -> None:
+        auth = {"Authorization": f"Bearer {tokens[worker]}"}
+        with httpx.Client(base_url=api_url, timeout=60) as api:
+            for index, key, retried in plan[worker :: len(tokens)]:
+                body = payouts.body(10_000 + index, f"Chaos {index}")
+                attempts = 2 if retried else 1
+                if retried and index % 2:
+                    with ThreadPoolExecutor(max_workers=2) as pair:
+                        answers = list(pair.map(lambda _, b=body, k=key: payouts.create(api, auth, b, k), range(attempts)))
+                else:
+                    answers = [payouts.create(api, auth, body, key) for _ in range(attempts)]
+                got = {a.json()["id"] for a in answers if a.status_code == 201}
+                with lock:
+                    if len(got) != 1 or any(a.status_code != 201 for a in answers):
+                        conflicts.append(f"{key}: {[a.status_code for a in answers]} {sorted(got)}")
+                    if got:
+                        ids[key] = next(iter(got))
+
+    threads = [threading.Thread(target=client, args=(worker,)) for worker in range(len(tokens))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    retried = sum(1 for _, _, again in plan if again)
+    report.counts.update(created=len(ids), keys_sent_twice=retried)
+    report.check(
+        not conflicts and len(ids) == count,
+        f"{count} keys ({retried} sent twice) made {len(set(ids.values()))} payouts; {len(conflicts)} bad answers",
+    )
+    for line in conflicts[:5]:
+        print(f"      {line}")
+    return ids
+
+
+def _dead_letters(stack: RunningStack) -> dict[str, list[str]]:
+    """The bodies of every message in every dead-letter queue."""
+    sqs = stack.client("sqs")
+    found: dict[str, list[str]] = {}
+    for logical_id in stack.state["physical"]:
+        if logical_id.endswith("DLQ"):
+            bodies: list[str] = []
+            while batch := sqs.receive_message(QueueUrl=stack.physical(logical_id), MaxNumberOfMessages=10, VisibilityTimeout=60).get(
+                "Messages", []
+            ):
+                bodies += [m["Body"] for m in batch]
+            found[logical_id] = bodies
+    return found
+
+
+def _forged(api: httpx.Client, count: int, genuine: list[dict[str, Any]]) -> int:
+    """Forged, tampered, replayed-with-new-body and stale deliveries; how many were accepted."""
+    accepted = 0
+    rng = random.Random(11)
+    for index in range(count):
+        event_id = f"evt_storm_{uuid.uuid4().hex[:12]}"
+        target = rng.choice(genuine) if genuine else {"idempotency_key": "po_unknown", "id": "pp_unknown"}
+        body = json.dumps(
+            {
+                "id": event_id,
+                "type": "payout.failed",
+                "created_at": "2026-11-22T00:00:00Z",
+                "data": {"payout_id": target["idempotency_key"], "provider_reference": target["id"], "failure_reason": "forged"},
+            }
+        )
+        timestamp = str(int(time.time()) - (900 if index % 5 == 3 else 0))
+        signed = f"{event_id}.{timestamp}.{body}".encode()
+        signature = base64.b64encode(hmac.new(b"attacker-guess-" + bytes([index % 256]), signed, hashlib.sha256).digest()).decode()
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": event_id,
+            "webhook-timestamp": timestamp,
+            "webhook-signature": f"v1,{signature}",
+        }
+        if index % 5 == 1:
+            headers["webhook-signature"] = f"v0,{signature}"
+        if index % 5 == 2:
+            headers = {
+                "content-type": "application/json",
+                "authorization": "Bearer " + base64.urlsafe_b64encode(b'{"alg":"none"}').decode() + ".e30.",
+            }
+        if index % 5 == 4:
+            body = body.replace("forged", "tampered")
+        accepted += api.post("/webhooks/payments", content=body, headers=headers).status_code < 300
+    return accepted
+
+
+def run(stack: RunningStack, count: int, clients: int, forgeries: int, timeout: float) -> Report:
+    report = Report()
+    api = httpx.Client(base_url=stack.api_url, timeout=60)
+    api.put(
+        "/sandbox/payments/webhooks", json={"enabled": True, "delay_seconds": 0, "failure_rate": 0.1, "scheme": "standard"}
+    ).raise_for_status()
+    api.put("/sandbox/payments/faults", json=FAULTS).raise_for_status()
+    tokens = [sign_in(api, f"chaos{worker}@example.com") for worker in range(clients)]
+    started = time.monotonic()
+
+    print(f"▶ {count} payouts from {clients} clients under faults", flush=True)
+    ids = _create_all(stack.api_url, tokens, count, 0.10, report)
+    wanted = set(ids.values())
+
+    reconciled = [time.monotonic()]
+
+    def everyone() -> dict[str, str]:
+        # The schedule runs reconciliation (every 5 minutes on AWS); here it runs every 15 s, as
+        # the repair for payouts whose messages were lost to crashes or parked in the DLQ.
+        if time.monotonic() - reconciled[0] >= RECONCILE_EVERY_SECONDS:
+            reconciled[0] = time.monotonic()
+            report.counts.setdefault("reconciliation_runs", 0)
+            report.counts["reconciliation_runs"] += 1
+            stack.fire("ScheduledSyncFunction")
+        merged: dict[str, str] = {}
+        for token in tokens:
+            merged.update(payouts.statuses(api, {"Authorization": f"Bearer {token}"}))
+        return merged
+
+    last_line = [0.0]
+
+    def progress(counts: Counter[str]) -> None:
+        if sys.stdout.isatty():
+            print(f"\r  … {dict(sorted(counts.items()))}\033[K", end="", flush=True)
+        elif time.monotonic() - last_line[0] >= 10:
+            last_line[0] = time.monotonic()
+            print(f"  … {dict(sorted(counts.items()))}", flush=True)
+
+    final = payouts.watch(everyone, wanted, timeout, progress)
+    print(flush=True)
+    not_final = {payout_id: status for payout_id, status in final.items() if status not in payouts.FINAL}
+    missing = wanted - set(final)
+    report.counts.update(by_status=dict(Counter(final.values())), settle_seconds=round(time.monotonic() - started, 1))
+    report.check(
+        not not_final and not missing,
+        f"every payout reached paid or failed in {report.counts['settle_seconds']} s ({dict(Counter(final.values()))})",
+    )
+
+    api.put("/sandbox/payments/faults", json=NO_FAULTS).raise_for_status()
+    received = payouts.provider_received(api)
+    duplicates = payouts.provider_duplicates(received)
+    unknown = {item["idempotency_key"] for item in received} - wanted
+    report.counts.update(provider_received=len(received), provider_duplicates=duplicates)
+    report.check(
+        duplicates == 0 and not unknown, f"the provider received {len(received)} payouts: {duplicates} duplicates, {len(unknown)} unknown"
+    )
+
+    report.counts["injected"] = stack.chaos()
+    print(f"  injected: {report.counts['injected']}", flush=True)
+    dead = _dead_letters(stack)
+    report.counts["dead_letters"] = {name: len(messages) for name, messages in dead.items()}
+    # A dead letter is accounted for when the payout it is about reached a final status anyway.
+    settled = [payout_id for payout_id, status in final.items() if status in payouts.FINAL]
+    unaccounted = [body for bodies in dead.values() for body in bodies if not any(payout_id in body for payout_id in settled)]
+    report.check(not unaccounted, f"dead-letter queues: {report.counts['dead_letters']}; every message accounted for by a final payout")
+
+    print("▶ Webhook storm: every event three times, shuffled, and forged deliveries", flush=True)
+    events = []
+    for item in received:
+        events += [event["id"] for event in api.get(f"/sandbox/payments/v1/payouts/{item['id']}/events").json()["items"]]
+    storm = events * 3
+    random.Random(3).shuffle(storm)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        redelivered = sum(pool.map(lambda event_id: api.post(f"/sandbox/payments/v1/events/{event_id}/redeliver").status_code < 300, storm))
+    forged_accepted = _forged(api, forgeries, received)
+    time.sleep(5)
+    after = payouts.watch(everyone, wanted, 30)
+    changed = {payout_id for payout_id in wanted if after.get(payout_id) != final.get(payout_id)}
+    report.counts.update(redelivered=redelivered, forged=forgeries, forged_accepted=forged_accepted)
+    report.check(redelivered == len(storm), f"{redelivered} of {len(storm)} redeliveries sent")
+    report.check(forged_accepted == 0, f"{forged_accepted} of {forgeries} forged or tampered webhooks accepted")
+    report.check(not changed, f"{len(changed)} payouts changed status after the storm")
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Payrail's invariants under faults, on a fresh local stack.")
+    parser.add_argument("--payouts", type=int, default=500)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--forgeries", type=int, default=200)
+    parser.add_argument("--timeout", type=float, default=900, help="seconds for every payout to settle")
+    args = parser.parse_args()
+    print("Starting a fresh local stack with fault injection…", flush=True)
+    stack = RunningStack(Path(tempfile.mkdtemp(prefix="payrail-chaos-")), parameters=STACK_PARAMETERS, start_options=STACK_OPTIONS)
+    try:
+        report = run(stack, args.payouts, args.clients, args.forgeries, args.timeout)
+    finally:
+        stack.stop()
+    print(json.dumps(report.counts, indent=2))
+    print(f"chaos: {len(report.checks) - len(report.failed)} invariants held, {len(report.failed)} broken", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""make demo: the product's story on a fresh local stack."""
