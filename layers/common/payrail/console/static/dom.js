@@ -1,0 +1,31 @@
+// A tiny element builder: text always goes in as text nodes, never as HTML.
+
+export function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === false || value === null || value === undefined) continue;
+    if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
+    else if (name === "dataset") Object.assign(element.dataset, value);
+    else element.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return element;
+}
+
+export const $ = (selector, root = document) => root.querySelector(selector);
+
+/** Say something to screen-reader users through the page's polite live region. */
+export function announce(message) {
+  const region = $("#announcer");
+  region.textContent = "";
+  // A fresh text node after a tick, so the same message twice is still announced.
+  setTimeout(() => { region.textContent = message; }, 50);
+}
+
+export function when(iso) {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}

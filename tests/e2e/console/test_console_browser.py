@@ -1,0 +1,268 @@
+"""The web console in a real browser (Debian chromium, headless) against the running local stack:
+sign in, send payouts and watch them settle, retry safely, link a bank and see its transactions."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import RunningStack
+
+pytestmark = pytest.mark.e2e
+
+
+def sign_in(page, email: str) -> None:
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("Email").fill(email)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#who")).to_contain_text(email)
+
+
+def fill_payout(page, amount: str, reference: str, name: str = "Thandi Nkosi", currency: str = "ZAR", account: str = "62001234567") -> None:
+    page.get_by_label("Amount").fill(amount)
+    page.get_by_label("Currency").select_option(currency)
+    page.get_by_label("Beneficiary name").fill(name)
+    page.get_by_label("Account number").fill(account)
+    page.get_by_label("Bank code").fill("250655")
+    page.get_by_label("Reference").fill(reference)
+
+
+def payouts_through_api(page) -> list[dict]:
+    """The signed-in user's payouts as the API lists them (the page's own cookie session)."""
+    response = page.context.request.get("/payouts?limit=100")
+    assert response.status == 200, response.text()
+    return list(response.json()["items"])
+
+
+def posts_to_payouts(page) -> list:
+    sent: list = []
+    page.on("request", lambda r: sent.append(r) if r.method == "POST" and r.url.endswith("/payouts") else None)
+    return sent
+
+
+def new_email() -> str:
+    return f"console-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def test_sign_in_refresh_and_sign_out_with_secure_http_only_cookies(page) -> None:
+    # Given a user signs in through the sandbox identity provider
+    email = new_email()
+    sign_in(page, email)
+    # Then the session is held only in HttpOnly cookies that Chromium accepted as Secure on http://127.0.0.1
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert cookies["payrail_access"]["httpOnly"]
+    assert cookies["payrail_access"]["secure"]
+    assert cookies["payrail_refresh"]["path"] == "/auth"
+    assert page.evaluate("() => [document.cookie, Object.keys(localStorage).length, Object.keys(sessionStorage).length]") == ["", 0, 0]
+    # When the short-lived access cookie is gone but the session is not
+    page.context.clear_cookies(name="payrail_access")
+    page.reload()
+    # Then the console refreshes the session silently (a cookie POST carrying the page's Origin)
+    expect(page.locator("#who")).to_contain_text(email)
+    assert "payrail_access" in {c["name"] for c in page.context.cookies()}
+    # When they sign out
+    page.get_by_role("button", name="Sign out").click()
+    # Then the console says so and the API no longer knows them
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.locator("#sign-in-status")).to_have_text("You are signed out.")
+    assert page.context.request.get("/auth/me").status == 401
+
+
+def test_a_payout_is_created_once_on_a_double_click_and_turns_paid(page) -> None:
+    # Given a signed-in user who fills in the payout form
+    sign_in(page, new_email())
+    posts = posts_to_payouts(page)
+    fill_payout(page, "1,250.5", "Invoice 1042")
+    # When they double-click "Send payout"
+    page.get_by_role("button", name="Send payout").dblclick()
+    # Then the console confirms one payout of exactly 125050 minor units
+    expect(page.locator("#payout-form-status")).to_contain_text("Payout of 1,250.50 ZAR to Thandi Nkosi created")
+    row = page.locator("#payout-rows tr", has_text="Invoice 1042")
+    expect(row).to_have_count(1)
+    # And the browser sent one request, and the API holds one payout
+    assert len(posts) == 1
+    assert json.loads(posts[0].post_data)["amount"] == 125050
+    listed = payouts_through_api(page)
+    assert [(p["reference"], p["amount"], p["currency"]) for p in listed] == [("Invoice 1042", 125050, "ZAR")]
+    # And its status badge follows the payout until the provider's webhook says it is paid
+    expect(row.locator(".badge")).to_have_text("paid")
+    expect(page.locator("#announcer")).to_contain_text("is now paid")
+
+
+def test_a_retry_after_a_lost_answer_reuses_the_key_and_creates_nothing_twice(page) -> None:
+    # Given a signed-in user whose network fails: the first POST /payouts reaches the API, which
+    # creates the payout, but the answer is lost, and every other request to /payouts fails too
+    sign_in(page, new_email())
+    posts = posts_to_payouts(page)
+    outage = {"on": True}
+    dropped: list[int] = []
+
+    def flaky_network(route) -> None:
+        if not outage["on"]:
+            route.continue_()
+            return
+        if route.request.method == "POST" and not dropped:
+            route.fetch()
+            dropped.append(1)
+        route.abort("connectionreset")
+
+    page.route(re.compile(r"/payouts(\?.*)?$"), flaky_network)
+    fill_payout(page, "75", "Rent March")
+    page.get_by_role("button", name="Send payout").click()
+    # Then the console says the outcome is unknown, that retrying is safe, and that the API is unreachable
+    expect(page.locator("#payout-form-status")).to_contain_text("may or may not exist")
+    expect(page.get_by_role("alert")).to_contain_text("cannot be reached")
+    assert dropped == [1]
+    outage["on"] = False
+    # When they press Send again with the same details
+    page.get_by_role("button", name="Send payout").click()
+    # Then the same Idempotency-Key went twice, the API replayed the original, and there is one payout
+    expect(page.locator("#payout-form-status")).to_contain_text("it had already been created")
+    expect(page.get_by_role("alert")).to_be_hidden()
+    keys = [p.headers["idempotency-key"] for p in posts]
+    assert len(keys) == 2
+    assert keys[0] == keys[1]
+    assert [p["reference"] for p in payouts_through_api(page)] == ["Rent March"]
+    # And a different payout afterwards gets a fresh key
+    fill_payout(page, "80", "Rent April")
+    page.get_by_role("button", name="Send payout").click()
+    expect(page.locator("#payout-rows tr", has_text="Rent April")).to_have_count(1)
+    assert posts[2].headers["idempotency-key"] != keys[0]
+
+
+def test_a_payout_the_provider_refuses_shows_failed_with_its_reason(page) -> None:
+    # Given a signed-in user pays an account the sandbox provider refuses (numbers starting 0000: closed)
+    sign_in(page, new_email())
+    fill_payout(page, "42.00", "Closed account", currency="USD", account="0000123456")
+    page.get_by_role("button", name="Send payout").click()
+    # Then the row turns failed and says why, and the change is announced
+    row = page.locator("#payout-rows tr", has_text="Closed account")
+    expect(row.locator(".badge")).to_have_text("failed")
+    reason = payouts_through_api(page)[0]["failure_reason"]
+    assert reason
+    expect(row.locator(".failure")).to_have_text(reason)
+    expect(page.locator("#announcer")).to_contain_text("is now failed")
+
+
+def test_invalid_input_is_caught_before_anything_is_sent(page) -> None:
+    sign_in(page, new_email())
+    posts = posts_to_payouts(page)
+    # Given an amount with three decimals and an account number with a space
+    fill_payout(page, "12.345", "Invoice 7")
+    page.get_by_label("Account number").fill("6200 1234")
+    # When the user submits with the keyboard
+    page.get_by_label("Reference").press("Enter")
+    # Then each field says what is wrong, the first one has focus, and nothing was sent
+    expect(page.locator("#amount-error")).to_have_text("Use at most 2 decimal places.")
+    expect(page.locator("#account-number-error")).to_contain_text("letters or digits")
+    expect(page.get_by_label("Amount")).to_be_focused()
+    expect(page.get_by_label("Amount")).to_have_attribute("aria-invalid", "true")
+    assert posts == []
+
+
+def test_polling_pauses_while_the_tab_is_hidden(page) -> None:
+    sign_in(page, new_email())
+    polls: list[str] = []
+    page.on("request", lambda r: polls.append(r.url) if r.method == "GET" and "/payouts?" in r.url else None)
+
+    def set_visibility(state: str) -> None:
+        page.evaluate(
+            """state => {
+                Object.defineProperty(document, "visibilityState", {value: state, configurable: true});
+                document.dispatchEvent(new Event("visibilitychange"));
+            }""",
+            state,
+        )
+
+    # Given polling just restarted at its fastest pace (a visible tab polls at once, then after 1 s)
+    set_visibility("visible")
+    page.wait_for_timeout(300)
+    # When the tab is hidden for four seconds
+    set_visibility("hidden")
+    hidden_from = len(polls)
+    page.wait_for_timeout(4000)
+    # Then no poll went out (at the fastest pace, two or more would have)
+    assert len(polls) == hidden_from
+    # And it polls again as soon as the tab is visible
+    set_visibility("visible")
+    page.wait_for_timeout(1000)
+    assert len(polls) > hidden_from
+
+
+def test_link_a_sandbox_bank_sync_it_and_see_its_transactions(page) -> None:
+    # Given a signed-in user links the sandbox bank (its consent page redirects straight back)
+    sign_in(page, new_email())
+    page.get_by_role("button", name="Link a sandbox bank").click()
+    connection = page.locator("#connections li")
+    expect(connection).to_have_count(1)
+    expect(connection).to_contain_text("Not synced yet.")
+    # When they sync it from the keyboard
+    connection.get_by_role("button", name="Sync now").focus()
+    page.keyboard.press("Enter")
+    # Then the last sync summary appears and the 15 sandbox transactions are listed
+    expect(connection.locator(".sync-summary")).to_contain_text("15 new")
+    expect(page.locator("#transaction-rows tr")).to_have_count(15)
+    expect(page.locator("#announcer")).to_contain_text("Sync finished")
+    # And the polling re-renders never took the keyboard focus away from the button
+    expect(connection.get_by_role("button", name="Sync now")).to_be_focused()
+
+
+# Amounts as a person types them, and the exact minor units Decimal says they are.
+AMOUNTS = st.one_of(
+    st.integers(min_value=0, max_value=1_000_000_099).map(lambda minor: f"{minor // 100}.{minor % 100:02d}"),
+    st.integers(min_value=0, max_value=10_000_001).map(str),
+    st.integers(min_value=0, max_value=100_000_009).map(lambda tenths: f"{tenths // 10}.{tenths % 10}"),
+    st.integers(min_value=1000, max_value=10_000_000).map(lambda whole: f"{whole:,}.{whole % 100:02d}"),
+    st.text(alphabet="0123456789.,- e", max_size=12),
+)
+
+
+# What the console accepts: digits, optionally grouped by commas in threes, and at most two decimals.
+ACCEPTED = re.compile(r"(\d+|\d{1,3}(,\d{3})+)(\.\d{1,2})?", re.ASCII)
+
+
+def expected_minor(text: str) -> int | None:
+    """The reference, computed with Decimal; None where the console must refuse the input."""
+    value = text.strip()
+    if not ACCEPTED.fullmatch(value):
+        return None
+    minor = Decimal(value.replace(",", "")) * 100
+    return int(minor) if 0 < minor <= 1_000_000_000 else None
+
+
+def test_amount_parsing_is_exact_for_every_typed_amount(page, stack: RunningStack) -> None:
+    # Given the console's own money module, loaded in the browser
+    page.goto("/")
+    module = page.evaluate("() => document.querySelector('script[type=module]').src.replace('app.js', 'money.js')")
+    cases: list[str] = ["0.29", "0.1", "1.10", "19.99", "10000000.00", "10000000.01", "0", "0.00", "01.5", ".5", "5.", "1,25.00", "1e3"]
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(AMOUNTS)
+    def collect(text: str) -> None:
+        cases.append(text)
+
+    collect()
+    # When it parses every case
+    parsed = page.evaluate(
+        """async ([url, cases]) => {
+            const money = await import(url);
+            return cases.map(c => { const r = money.parseAmount(c); return r.ok ? r.minor : null; });
+        }""",
+        [module, cases],
+    )
+    # Then each result is exactly what Decimal says (or a refusal where the API would refuse)
+    assert dict(zip(cases, parsed, strict=True)) == {case: expected_minor(case) for case in cases}
+    # And formatting minor units back gives the amount as typed in canonical form
+    formatted = page.evaluate(
+        "async ([url, values]) => { const m = await import(url); return values.map(v => m.formatMinor(v)); }",
+        [module, [0, 5, 29, 125050, -2999, 1_000_000_000]],
+    )
+    assert formatted == ["0.00", "0.05", "0.29", "1,250.50", "-29.99", "10,000,000.00"]
