@@ -93,6 +93,21 @@ def _running_state() -> dict[str, Any] | None:
     return state
 
 
+def _throwaway_stack(args: argparse.Namespace, overrides: dict[str, str]) -> LocalStack:
+    """The template's resources in a moto of their own, no gateway, pollers or schedules: for one
+    invocation when no stack is running."""
+    stack = LocalStack(
+        args.template,
+        moto_port=free_port(),
+        parameter_overrides=overrides,
+        environment=args.config_env,
+        schedules=False,
+        pollers=False,
+        log=lambda line: print(line, file=sys.stderr),
+    )
+    return stack.start(serve_http=False)
+
+
 def _invoke(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     event = json.loads(args.event.read_text()) if args.event else {}
     state = _running_state()
@@ -109,16 +124,7 @@ def _invoke(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         finally:
             pool.close()
     else:
-        stack = LocalStack(
-            args.template,
-            moto_port=free_port(),
-            parameter_overrides=overrides,
-            environment=args.config_env,
-            schedules=False,
-            pollers=False,
-            log=lambda line: print(line, file=sys.stderr),
-        )
-        with stack.start(serve_http=False):
+        with _throwaway_stack(args, overrides) as stack:
             result = stack.invoke(args.function, event)
     print(json.dumps(result, indent=2))
     return 0
@@ -131,16 +137,7 @@ def _fire(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         with urllib.request.urlopen(request, timeout=120) as answer:  # noqa: S310 - the local stack on loopback
             print(answer.read().decode())
         return 0
-    stack = LocalStack(
-        args.template,
-        moto_port=free_port(),
-        parameter_overrides=overrides,
-        environment=args.config_env,
-        schedules=False,
-        pollers=False,
-        log=lambda line: print(line, file=sys.stderr),
-    )
-    with stack.start(serve_http=False):
+    with _throwaway_stack(args, overrides) as stack:
         print(json.dumps(stack.fire(args.name), indent=2))
     return 0
 

@@ -7,7 +7,6 @@ import importlib.util
 import json
 import os
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from devstack.functions import function_environment
 from devstack.resources import Provisioner
 from devstack.stack import template_parameters
 from devstack.template import FunctionSpec, Template
+from scenarios.waiting import wait_for  # noqa: F401 - the tests import it from here
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
@@ -111,13 +111,3 @@ def load_event(name: str, **changes: Any) -> dict[str, Any]:
     event: dict[str, Any] = json.loads((EVENTS / name).read_text())
     event.update(changes)
     return event
-
-
-def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")

@@ -1,4 +1,5 @@
-from payrail.bank.worker import handle_batch, sqs_handler
+from payrail.bank.worker import handle_batch
+from payrail.handlers import sqs_handler
 
 
 @sqs_handler

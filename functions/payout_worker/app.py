@@ -1,5 +1,5 @@
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from payrail.observability import logger, metrics, tracer
+from payrail.handlers import sqs_handler
 from payrail.payouts.worker import PayoutRecord, handle_record
 
 # A batch whose every record failed is reported as such (not raised), so each failed message
@@ -7,8 +7,6 @@ from payrail.payouts.worker import PayoutRecord, handle_record
 processor = BatchProcessor(event_type=EventType.SQS, model=PayoutRecord, raise_on_entire_batch_failure=False)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics(capture_cold_start_metric=True)
-@tracer.capture_lambda_handler
+@sqs_handler
 def lambda_handler(event, context):
     return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)

@@ -1,15 +1,7 @@
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.parser.types import Json
-from payrail.observability import (
-    CORRELATION_ATTRIBUTE,
-    logger,
-    metrics,
-    new_correlation_id,
-    sane_correlation_id,
-    set_correlation_id,
-    tracer,
-)
+from payrail.handlers import adopt_correlation_id, sqs_handler
 from payrail.sandbox.webhooks import send_event
 from pydantic import BaseModel
 
@@ -27,13 +19,10 @@ processor = BatchProcessor(event_type=EventType.SQS, model=QueuedEventRecord, ra
 
 
 def record_handler(record: QueuedEventRecord) -> str:
-    attribute = record.messageAttributes.get(CORRELATION_ATTRIBUTE)
-    set_correlation_id(sane_correlation_id(attribute.stringValue if attribute else None) or new_correlation_id())
+    adopt_correlation_id(record.messageAttributes)
     return send_event(record.body.event_id, record.body.advance)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics(capture_cold_start_metric=True)
-@tracer.capture_lambda_handler
+@sqs_handler
 def lambda_handler(event, context):
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -8,7 +8,6 @@ the queue's full visibility timeout.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -21,14 +20,9 @@ from payrail.bank.settings import BankQueueSettings
 from payrail.bank.sync import RetryLater, SyncRun
 from payrail.db.bank import LeaseHeld, LeaseLost
 from payrail.errors import DependencyFailure
+from payrail.handlers import adopt_correlation_id
 from payrail.observability import (
-    CORRELATION_ATTRIBUTE,
     logger,
-    metrics,
-    new_correlation_id,
-    sane_correlation_id,
-    set_correlation_id,
-    tracer,
 )
 from payrail.settings import load
 
@@ -49,9 +43,7 @@ def _give_back(record: SQSRecord, seconds: int) -> None:
 
 
 def sync_record(record: SQSRecord, remaining: Callable[[], float]) -> dict[str, Any] | None:
-    attribute: Any = record.message_attributes.get(CORRELATION_ATTRIBUTE) if record.message_attributes else None
-    cid = sane_correlation_id(attribute.get("stringValue") if isinstance(attribute, dict) else getattr(attribute, "string_value", None))
-    set_correlation_id(cid or new_correlation_id())
+    adopt_correlation_id(record.message_attributes)
     try:
         request = SyncRequest.model_validate_json(record.body)
     except ValidationError:
@@ -93,15 +85,3 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 Handler = Callable[[dict[str, Any], Any], Any]
-
-
-def sqs_handler(handler: Handler) -> Handler:
-    """Logger, metrics and tracer around an SQS consumer (correlation ids are set per record)."""
-
-    @functools.wraps(handler)
-    def inner(event: dict[str, Any], context: Any) -> Any:
-        return handler(event, context)
-
-    decorated = tracer.capture_lambda_handler(inner)
-    decorated = metrics.log_metrics(decorated, capture_cold_start_metric=True)
-    return logger.inject_lambda_context(decorated, clear_state=True)

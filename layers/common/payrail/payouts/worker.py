@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, Json
 from payrail import queues
 from payrail.db import payouts as store
 from payrail.db.circuit import CircuitBreaker, CircuitOpen
-from payrail.observability import CORRELATION_ATTRIBUTE, logger, metrics, new_correlation_id, sane_correlation_id, set_correlation_id
+from payrail.handlers import adopt_correlation_id
+from payrail.observability import logger, metrics
 from payrail.payouts import provider
 from payrail.payouts.provider import ProviderRejected, ProviderSettings, ProviderTransientError
 from payrail.payouts.service import utc_now_text
@@ -86,8 +87,7 @@ def _back_off(record: PayoutRecord, retry_after: int | None) -> int:
 
 def handle_record(record: PayoutRecord) -> str:
     """Process one message; raising fails only this record of the batch."""
-    attribute = record.messageAttributes.get(CORRELATION_ATTRIBUTE)
-    set_correlation_id(sane_correlation_id(attribute.stringValue if attribute else None) or new_correlation_id())
+    adopt_correlation_id(record.messageAttributes)
     payout_id = record.body.payout_id
     logger.append_keys(payout_id=payout_id)
     try:
