@@ -120,3 +120,20 @@ def test_cursors_round_trip_and_refuse_another_partition() -> None:
     for junk in ("!!!", "bm90IGpzb24", encode_cursor({"a": "b"})[:-2] + "zz"):
         with pytest.raises(ValidationFailed):
             decode_cursor(junk, gsi1pk="USER#1")
+
+
+def test_a_cancelled_transaction_undoes_an_update_made_before_the_failing_condition(table: Table) -> None:
+    # Given a counter and an item that already exists
+    table.put({"pk": "COUNTER", "sk": "1", "count": 5})
+    table.put({"pk": "TAKEN", "sk": "1"})
+    # When a transaction increments the counter and then fails on the existing item
+    with pytest.raises(TransactionCancelled):
+        table.transact_write(
+            [
+                table.update_action({"pk": "COUNTER", "sk": "1"}, "ADD #count :one", names={"#count": "count"}, values={":one": 1}),
+                table.put_action({"pk": "TAKEN", "sk": "1", "again": True}, condition="attribute_not_exists(pk)"),
+            ]
+        )
+    # Then the increment was rolled back and the existing item is untouched
+    assert table.get({"pk": "COUNTER", "sk": "1"}) == {"pk": "COUNTER", "sk": "1", "count": 5}
+    assert table.get({"pk": "TAKEN", "sk": "1"}) == {"pk": "TAKEN", "sk": "1"}
