@@ -26,6 +26,7 @@ from devstack.resources import Physical, Provisioner, local_client
 from devstack.template import FunctionSpec, Template, TemplateError, samconfig_parameters
 
 STATE_FILE = Path(".devstack/state.json")
+LAMBDA_SQS_POLLERS = 5
 CONTROL_PREFIX = "/_local/"
 
 
@@ -159,20 +160,24 @@ class LocalStack:
                 if properties.get("Enabled", True) is False:
                     continue
                 queue_arn = properties["Queue"]
-                poller = SqsPoller(
-                    sqs,
-                    logical_id,
-                    self.provisioner.queue_url_for_arn(queue_arn),
-                    queue_arn,
-                    properties,
-                    self.invoke,
-                    self.log,
-                    self.stop_event,
-                    self.chaos,
-                )
-                self.pollers.append(poller)
-                if self.run_pollers:
-                    poller.start()
+                # Lambda polls an SQS queue with five concurrent pollers (or the mapping's
+                # ScalingConfig.MaximumConcurrency); one would serialise every batch.
+                concurrency = int((properties.get("ScalingConfig") or {}).get("MaximumConcurrency", LAMBDA_SQS_POLLERS))
+                for _ in range(concurrency):
+                    poller = SqsPoller(
+                        sqs,
+                        logical_id,
+                        self.provisioner.queue_url_for_arn(queue_arn),
+                        queue_arn,
+                        properties,
+                        self.invoke,
+                        self.log,
+                        self.stop_event,
+                        self.chaos,
+                    )
+                    self.pollers.append(poller)
+                    if self.run_pollers:
+                        poller.start()
 
     def stop(self) -> None:
         self.stop_event.set()
