@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from payrail.db import keys
+from payrail.webhooks import reconcile as reconcile_module
 
 from tests.support import Resources, load_event
 from tests.webhooks_support import InProcess, Recorder, drain, event_body, get_item, put_payout, sqs_event
@@ -158,3 +159,22 @@ def test_a_webhook_arriving_after_the_reconciliation_applied_its_status_changes_
     assert failures == []
     assert payout(world, item["id"])["version"] == 2
     assert get_item(world["resources"], keys.webhook_event(json.loads(late)["id"]))["outcome"] == "ignored"
+
+
+def test_a_backlog_past_the_time_budget_is_left_for_the_next_run(world: dict, provider: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given two stuck payouts and a pending one, and the provider-call budget already spent
+    stuck = [put_payout(world["resources"], "submitted", age=OLD) for _ in range(2)]
+    pending = put_payout(world["resources"], "pending", age=OLD)
+    for item in stuck:
+        provider.answers[item["id"]] = (200, {"id": item["id"], "status": "paid"})
+    monkeypatch.setattr(reconcile_module, "PROVIDER_BUDGET_SECONDS", -1.0)
+    # When reconciliation runs
+    result = reconcile(world)
+    # Then it asked the provider nothing, deferred the stuck ones, and still re-enqueued the pending one
+    assert result["deferred_to_next_run"] >= 2
+    assert all(payout(world, item["id"])["status"] == "submitted" for item in stuck)
+    assert pending["id"] in [json.loads(m["Body"])["payout_id"] for m in drain(world["resources"], "PayoutsQueue")]
+    # And the next run, with time to spare, repairs them
+    monkeypatch.setattr(reconcile_module, "PROVIDER_BUDGET_SECONDS", 40.0)
+    reconcile(world)
+    assert all(payout(world, item["id"])["status"] == "paid" for item in stuck)

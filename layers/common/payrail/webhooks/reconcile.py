@@ -14,6 +14,7 @@ deleted with its terminal status) older than a grace period, shard by shard, and
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,12 @@ from payrail.webhooks.apply import apply_change
 from payrail.webhooks.events import TARGETS
 
 PROVIDER_TIMEOUT_SECONDS = 5.0
+
+
+# The provider is asked about stuck payouts one by one, oldest first; past this many seconds the
+# rest wait for the next run, so a backlog never runs the function (60 s) out of time with
+# nothing repaired and the re-enqueues unsent.
+PROVIDER_BUDGET_SECONDS = 40.0
 
 
 class ReconcileSettings(Settings):
@@ -102,6 +109,7 @@ def reconcile_payouts(now: datetime) -> dict[str, Any]:
     stuck_cutoff = now - timedelta(seconds=settings.stuck_seconds)
     tally: Counter[str] = Counter()
     requeue: list[dict[str, Any]] = []
+    started = time.monotonic()
     for shard in keys.outbox_shards():
         markers = outbox_markers(shard, timestamp_text(grace_cutoff))
         if not markers:
@@ -123,6 +131,9 @@ def reconcile_payouts(now: datetime) -> dict[str, Any]:
             elif status is PayoutStatus.PENDING:
                 requeue.append({"payout_id": payout_id})
             elif _older_than(payout.get("updated_at"), stuck_cutoff):
+                if time.monotonic() - started > PROVIDER_BUDGET_SECONDS:
+                    tally["deferred_to_next_run"] += 1
+                    continue
                 _ask_provider(payout, tally)
     if requeue:
         queues.send_batch(settings.payouts_queue_url, requeue)
