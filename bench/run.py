@@ -70,7 +70,8 @@ def create_calls(runs: int) -> dict[str, Any]:
 
 def bank_sync(transactions: int, page_size: int) -> dict[str, Any]:
     output = _python("bench/bank_sync.py", "--transactions", str(transactions), "--page-size", str(page_size))
-    return dict(json.loads(output[: output.rindex("}") + 1]))
+    start = output.index("\n{\n") + 1  # after the worker's metric lines
+    return dict(json.loads(output[start : output.index("\n}\n", start) + 2]))
 
 
 def _function_calls(stack: RunningStack) -> dict[str, Counter[str]]:
