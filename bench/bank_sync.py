@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextvars
-import importlib.util
 import json
 import logging
 import os
@@ -38,7 +37,7 @@ from moto.server import ThreadedMotoServer  # noqa: E402
 
 from devstack.events import sqs_record  # noqa: E402
 from devstack.functions import function_environment  # noqa: E402
-from devstack.inprocess import InProcessApi  # noqa: E402
+from devstack.inprocess import InProcessApi, LocalContext, load_module  # noqa: E402
 from devstack.resources import Provisioner  # noqa: E402
 from devstack.stack import free_port, template_parameters  # noqa: E402
 from devstack.template import Template  # noqa: E402
@@ -46,28 +45,6 @@ from devstack.template import Template  # noqa: E402
 FUNCTIONS = ("SandboxFunction", "BankApiFunction", "BankSyncWorkerFunction")
 BASE = "http://127.0.0.1:3000"
 _in_sandbox: contextvars.ContextVar[bool] = contextvars.ContextVar("in_sandbox", default=False)
-
-
-class Context:
-    function_name = "bench"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    aws_request_id = "bench"
-    log_group_name = "/aws/lambda/bench"
-    log_stream_name = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
-
-
-def _load(path: Path, name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class CallCounter:
@@ -109,7 +86,7 @@ def main() -> int:
         environment["POWERTOOLS_TRACE_DISABLED"] = "true"
         os.environ.clear()
         os.environ.update(environment)
-        handlers = {logical_id: _load(functions[logical_id].handler_file, f"bench_{logical_id}").lambda_handler for logical_id in FUNCTIONS}
+        handlers = {name: load_module(functions[name].handler_file, f"bench_{name}").lambda_handler for name in FUNCTIONS}
         sandbox_handler = handlers["SandboxFunction"]
 
         bank_seconds = [0.0]
@@ -159,7 +136,7 @@ def main() -> int:
                 {"MessageId": str(uuid.uuid4()), "ReceiptHandle": "bench", "Body": json.dumps({"connection_id": connection_id})}, queue_arn
             )
             began = time.perf_counter()
-            answer = handlers["BankSyncWorkerFunction"]({"Records": [record]}, Context())
+            answer = handlers["BankSyncWorkerFunction"]({"Records": [record]}, LocalContext("bench", 900_000))
             elapsed = time.perf_counter() - began
             bank_time.append(bank_seconds[0])
             assert answer == {"batchItemFailures": []}, answer

@@ -7,8 +7,11 @@ local gateway would, with the same payload-2.0 events, but without sockets or su
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,17 +40,32 @@ class _Headers:
         return list(self._headers.multi_items())
 
 
-class _Context:
-    function_name = "inprocess"
+class LocalContext:
+    """The Lambda context a handler gets when it is called in-process (tests, benchmarks)."""
+
     function_version = "$LATEST"
     memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:inprocess"
-    aws_request_id = "inprocess"
-    log_group_name = "/aws/lambda/inprocess"
-    log_stream_name = "inprocess"
+
+    def __init__(self, name: str = "inprocess", remaining_ms: int = 30_000) -> None:
+        self.function_name = name
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
+        self.aws_request_id = name
+        self.log_group_name = f"/aws/lambda/{name}"
+        self.log_stream_name = name
+        self._remaining_ms = remaining_ms
 
     def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+        return self._remaining_ms
+
+
+def load_module(path: Path, name: str) -> ModuleType:
+    """Import a function's handler file under a module name of its own, so two ``app.py`` never collide."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class InProcessApi(httpx.BaseTransport):
@@ -77,7 +95,7 @@ class InProcessApi(httpx.BaseTransport):
         with _LOCK:
             saved: tuple[Any, Any] = (getattr(BaseRouter, "current_event", None), getattr(BaseRouter, "lambda_context", None))
             try:
-                raw = self.handlers[route.function](event, _Context())
+                raw = self.handlers[route.function](event, LocalContext())
             finally:
                 BaseRouter.current_event, BaseRouter.lambda_context = saved
         result = convert_result(raw)

@@ -3,7 +3,6 @@ template.yaml itself, and functions loaded in-process with exactly their templat
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -15,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from devstack.functions import function_environment
+from devstack.inprocess import LocalContext, load_module
 from devstack.resources import Provisioner
 from devstack.stack import template_parameters
 from devstack.template import FunctionSpec, Template
@@ -83,27 +83,12 @@ def function_environment_of(resources: Resources, logical_id: str) -> Iterator[d
 
 def load_function(resources: Resources, logical_id: str) -> ModuleType:
     """Import a function's handler module under a name of its own, as Lambda would load it."""
-    spec = resources.functions[logical_id]
-    path = spec.handler_file
-    module_spec = importlib.util.spec_from_file_location(f"fn_{logical_id}", path)
-    assert module_spec
-    assert module_spec.loader
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
+    return load_module(resources.functions[logical_id].handler_file, f"fn_{logical_id}")
 
 
-class LambdaContext:
-    function_name = "test"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
-    aws_request_id = "test-request"
-    log_group_name = "/aws/lambda/test"
-    log_stream_name = "test"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+class LambdaContext(LocalContext):
+    def __init__(self) -> None:
+        super().__init__("test", 10_000)
 
 
 def load_event(name: str, **changes: Any) -> dict[str, Any]:
