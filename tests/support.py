@@ -47,6 +47,18 @@ class Resources:
     def client(self, service: str) -> Any:
         return self.provisioner.client(service)
 
+    def point_at(self, monkeypatch: Any, **variables: str) -> None:
+        """Point the shared package, used outside any function, at these resources (plus ``variables``)."""
+        local = {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+        }
+        for name, value in {**local, **variables}.items():
+            monkeypatch.setenv(name, value)
+        clear_caches()
+
     def environment(self, logical_id: str) -> dict[str, str]:
         return function_environment(self.functions[logical_id], self.ref(logical_id), self.endpoint)
 

@@ -7,16 +7,12 @@ from botocore.exceptions import ClientError
 from payrail.db import ConditionFailed, Table, TransactionCancelled, decode_cursor, encode_cursor
 from payrail.errors import DependencyFailure, ValidationFailed
 
-from tests.support import Resources, clear_caches
+from tests.support import Resources
 
 
 @pytest.fixture
 def table(resources: Resources, monkeypatch: pytest.MonkeyPatch) -> Table:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", resources.endpoint)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
-    clear_caches()
+    resources.point_at(monkeypatch)
     return Table(resources.ref("Table"))
 
 

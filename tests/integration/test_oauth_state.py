@@ -9,20 +9,12 @@ import pytest
 from payrail.auth import oauth_state
 from payrail.errors import ValidationFailed
 
-from tests.support import Resources, clear_caches
+from tests.support import Resources
 
 
 @pytest.fixture
 def table_env(resources: Resources, monkeypatch: pytest.MonkeyPatch) -> Resources:
-    for name, value in {
-        "AWS_ENDPOINT_URL": resources.endpoint,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "TABLE_NAME": resources.ref("Table"),
-    }.items():
-        monkeypatch.setenv(name, value)
-    clear_caches()
+    resources.point_at(monkeypatch, TABLE_NAME=resources.ref("Table"))
     return resources
 
 

@@ -11,24 +11,19 @@ from payrail.auth.guard import ACCESS_COOKIE, authenticate
 from payrail.auth.tokens import AUDIENCE, issue_access_token, verify_access_token
 from payrail.errors import Forbidden, Unauthorized
 
-from tests.support import Resources, clear_caches
+from tests.support import Resources
 
 BASE = "http://127.0.0.1:3000"
 
 
 @pytest.fixture
 def keys(resources: Resources, monkeypatch: pytest.MonkeyPatch) -> dict:
-    for name, value in {
-        "AWS_ENDPOINT_URL": resources.endpoint,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "SESSION_KEYS_SECRET_ARN": resources.ref("SessionSigningSecret"),
-        "PUBLIC_BASE_URL": BASE,
-        "ALLOWED_ORIGINS": "https://app.example",
-    }.items():
-        monkeypatch.setenv(name, value)
-    clear_caches()
+    resources.point_at(
+        monkeypatch,
+        SESSION_KEYS_SECRET_ARN=resources.ref("SessionSigningSecret"),
+        PUBLIC_BASE_URL=BASE,
+        ALLOWED_ORIGINS="https://app.example",
+    )
     secret = resources.client("secretsmanager").get_secret_value(SecretId=resources.ref("SessionSigningSecret"))["SecretString"]
     return json.loads(secret)
 
