@@ -252,7 +252,12 @@ class _Handler(BaseHTTPRequestHandler):
         # The path only: query strings carry authorization codes, states and emails.
         self.server.log(f"{self.command} {path} -> {target} {response.status} {elapsed:.0f} ms")
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+    def __getattr__(self, name: str) -> Any:
+        # Every method reaches the routes (TRACE, PROPFIND, ...), as at API Gateway, where the
+        # $default route takes what no other route matches.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
 
 def routes_from(functions: Mapping[str, Any]) -> list[Route]:

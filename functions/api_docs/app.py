@@ -2,18 +2,27 @@ from functools import cache
 from pathlib import Path
 
 from aws_lambda_powertools.event_handler import Response
-from payrail.http import api_handler, create_app, json_response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from payrail.http import api_handler, create_app, json_response, unrouted
 from payrail.openapi import merged_openapi, swagger_page
 from payrail.settings import PublicUrlSettings, load
+from pydantic import Field
 
 FUNCTIONS_ROOT = Path(__file__).resolve().parent.parent
 
 app = create_app()
 
 
+class DocsSettings(PublicUrlSettings):
+    # The sandbox is deployed on the dev stage only; elsewhere its routes are not documented.
+    document_sandbox: bool = Field(default=True, alias="DOCUMENT_SANDBOX")
+
+
 @cache
 def document() -> dict:
-    return merged_openapi(FUNCTIONS_ROOT, server_url=load(PublicUrlSettings).public_base_url)
+    settings = load(DocsSettings)
+    skip = set() if settings.document_sandbox else {"sandbox"}
+    return merged_openapi(FUNCTIONS_ROOT, server_url=settings.public_base_url, skip=skip)
 
 
 @app.get("/openapi.json", summary="The OpenAPI document of every route", tags=["Operations"], include_in_schema=False)
@@ -24,6 +33,19 @@ def openapi_json() -> Response[dict]:
 @app.get("/docs", summary="Swagger UI over /openapi.json", tags=["Operations"], include_in_schema=False)
 def docs() -> Response[str]:
     return Response(200, "text/html; charset=utf-8", swagger_page(document()), headers={"Cache-Control": "public, max-age=300"})
+
+
+@cache
+def every_route() -> dict[str, list[str]]:
+    return {path: [method.upper() for method in operations] for path, operations in document()["paths"].items()}
+
+
+# This function is also API Gateway's $default route, which takes every request no other route
+# matches: a wrong method on a real path gets 405 with Allow, anything else a 404 problem.
+@app.not_found
+def unmatched(_: NotFoundError) -> Response:
+    event = app.current_event
+    return unrouted(event.request_context.http.method, event.path, every_route())
 
 
 @api_handler

@@ -3,14 +3,16 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from payrail.auth import signin
-from payrail.auth.guard import cookies_of, require_user
-from payrail.auth.oauth_state import BINDING_COOKIE
-from payrail.http import api_handler, create_app, json_response
+from payrail.auth.guard import SIGNED_IN, cookies_of, require_user
+from payrail.auth.oauth_state import BINDING_COOKIE, REDIRECT_PATTERN
+from payrail.http import api_handler, create_app, json_response, problems
 from pydantic import BaseModel, Field
 
 app = create_app()
 TAGS = ["Sign-in"]
 NO_STORE = {"Cache-Control": "no-store"}
+LIMITED = problems({429: "Too many sign-in requests from this address; see Retry-After"})
+PROVIDER_DOWN = problems({503: "The identity provider did not answer"})
 
 
 class RefreshRequest(BaseModel):
@@ -32,10 +34,10 @@ def _presented(body: RefreshRequest | None) -> signin.PresentedRefresh:
     "/auth/login",
     summary="Start signing in: redirect to the identity provider",
     tags=TAGS,
-    responses={302: {"description": "To the provider"}},
+    responses={302: {"description": "To the provider"}, **LIMITED, **PROVIDER_DOWN},
 )
 def login(
-    redirect_to: Annotated[str | None, Query(max_length=512)] = None,
+    redirect_to: Annotated[str | None, Query(max_length=512, pattern=REDIRECT_PATTERN.pattern)] = None,
     login_hint: Annotated[str | None, Query(max_length=320)] = None,
 ) -> Response[str]:
     signin.limit(_client_address())
@@ -47,7 +49,18 @@ def login(
     "/auth/callback",
     summary="Finish signing in: the provider redirects here with a code",
     tags=TAGS,
-    responses={200: {"description": "Tokens, for Accept: application/json"}, 302: {"description": "To redirect_to, with session cookies"}},
+    responses={
+        200: {"description": "Tokens, for Accept: application/json"},
+        302: {"description": "To redirect_to, with session cookies"},
+        **problems(
+            {
+                400: "No code, or the state is missing, unknown, used, expired or from another browser",
+                401: "The provider refused the code, or the ID token is not valid",
+            }
+        ),
+        **LIMITED,
+        **PROVIDER_DOWN,
+    },
 )
 def callback(
     code: Annotated[str | None, Query(max_length=2048)] = None,
@@ -63,7 +76,21 @@ def callback(
     return Response(302, "text/plain", "", headers={"Location": redirect_to, **NO_STORE}, cookies=cookies)
 
 
-@app.post("/auth/refresh", summary="Rotate the refresh token and get a new access token", tags=TAGS)
+@app.post(
+    "/auth/refresh",
+    summary="Rotate the refresh token and get a new access token",
+    tags=TAGS,
+    responses={
+        200: {"description": "New tokens (and cookies, when the refresh token came in a cookie)"},
+        **problems(
+            {
+                401: "No refresh token, or an unknown, expired or reused one (reuse revokes the session)",
+                403: "A refresh cookie sent from an Origin that is not allowed",
+            }
+        ),
+        **LIMITED,
+    },
+)
 def refresh(body: RefreshRequest | None = None) -> Response[signin.Tokens]:
     signin.limit(_client_address())
     presented = _presented(body)
@@ -74,7 +101,13 @@ def refresh(body: RefreshRequest | None = None) -> Response[signin.Tokens]:
 
 
 @app.post(
-    "/auth/logout", summary="End the session: its refresh tokens stop working", tags=TAGS, responses={204: {"description": "Signed out"}}
+    "/auth/logout",
+    summary="End the session: its refresh tokens stop working",
+    tags=TAGS,
+    responses={
+        204: {"description": "Signed out"},
+        **problems({401: "Nothing identifies a session", 403: "A session cookie from a foreign Origin"}),
+    },
 )
 def logout(body: RefreshRequest | None = None) -> Response[str]:
     presented = _presented(body)
@@ -82,7 +115,13 @@ def logout(body: RefreshRequest | None = None) -> Response[str]:
     return Response(204, "text/plain", "", cookies=signin.cleared_cookies())
 
 
-@app.get("/auth/me", summary="The signed-in user", tags=TAGS)
+@app.get(
+    "/auth/me",
+    summary="The signed-in user",
+    tags=TAGS,
+    security=SIGNED_IN,
+    responses={200: {"description": "The profile"}, **problems({404: "The user no longer exists"})},
+)
 def me() -> Response[signin.Profile]:
     return json_response(signin.profile(require_user(app)))
 

@@ -2,11 +2,12 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from payrail.auth.guard import cookies_of, require_user
-from payrail.auth.oauth_state import BINDING_COOKIE
+from payrail.auth.guard import SIGNED_IN, cookies_of, require_user
+from payrail.auth.oauth_state import BINDING_COOKIE, REDIRECT_PATTERN
 from payrail.bank import linking, reading, schedule
 from payrail.bank.cookies import binding_cookie, cleared_binding_cookie
-from payrail.http import api_handler, create_app, json_response
+from payrail.db import CURSOR_PATTERN
+from payrail.http import ID_PATTERN, api_handler, create_app, json_response, problems
 from pydantic import BaseModel
 
 app = create_app()
@@ -24,9 +25,10 @@ class SyncQueued(BaseModel):
     summary="Start linking a bank: redirect to the bank's consent page",
     tags=TAGS,
     responses={302: {"description": "To the bank"}},
+    security=SIGNED_IN,
 )
 def connect(
-    redirect_to: Annotated[str | None, Query(max_length=512)] = None,
+    redirect_to: Annotated[str | None, Query(max_length=512, pattern=REDIRECT_PATTERN.pattern)] = None,
     login_hint: Annotated[str | None, Query(max_length=320)] = None,
 ) -> Response[str]:
     start = linking.connect(require_user(app), redirect_to, login_hint)
@@ -37,7 +39,11 @@ def connect(
     "/bank/callback",
     summary="Finish linking: the bank redirects here with a code; the connection is stored with its tokens encrypted",
     tags=TAGS,
-    responses={201: {"description": "The connection, for Accept: application/json"}, 302: {"description": "To redirect_to"}},
+    responses={
+        201: {"description": "The connection, for Accept: application/json"},
+        302: {"description": "To redirect_to"},
+        **problems({400: "No code, a refused code, or a missing, unknown, used or foreign state", 503: "The bank did not answer"}),
+    },
 )
 def callback(
     code: Annotated[str | None, Query(max_length=512)] = None,
@@ -52,10 +58,16 @@ def callback(
     return Response(302, "text/plain", "", headers={"Location": linked.redirect_to, **NO_STORE}, cookies=cookies)
 
 
-@app.get("/bank/connections", summary="The caller's bank connections with their last sync summary", tags=TAGS)
+@app.get(
+    "/bank/connections",
+    summary="The caller's bank connections with their last sync summary",
+    tags=TAGS,
+    security=SIGNED_IN,
+    responses={200: {"description": "A page of connections"}},
+)
 def connections(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    cursor: Annotated[str | None, Query(max_length=1024, pattern=CURSOR_PATTERN)] = None,
 ) -> Response[reading.ConnectionList]:
     return json_response(reading.list_connections(require_user(app), limit, cursor))
 
@@ -64,18 +76,25 @@ def connections(
     "/bank/connections/<connection_id>/sync",
     summary="Sync a connection now, in the background",
     tags=TAGS,
-    responses={202: {"description": "Queued"}},
+    responses={202: {"description": "Queued"}, **problems({404: "No such connection for this user"})},
+    security=SIGNED_IN,
 )
-def sync_now(connection_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]) -> Response[SyncQueued]:
+def sync_now(connection_id: Annotated[str, Path(pattern=ID_PATTERN)]) -> Response[SyncQueued]:
     queued = schedule.request_sync(require_user(app), connection_id)
     return json_response(SyncQueued(connection_id=queued["connection_id"], status=queued["status"]), status=202)
 
 
-@app.get("/bank/transactions", summary="The caller's bank transactions, newest first", tags=TAGS)
+@app.get(
+    "/bank/transactions",
+    summary="The caller's bank transactions, newest first",
+    tags=TAGS,
+    security=SIGNED_IN,
+    responses={200: {"description": "A page of transactions"}, **problems({404: "No such connection for this user"})},
+)
 def transactions(
-    connection_id: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] = None,
+    connection_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    cursor: Annotated[str | None, Query(max_length=1024, pattern=CURSOR_PATTERN)] = None,
 ) -> Response[reading.TransactionList]:
     return json_response(reading.list_transactions(require_user(app), connection_id, limit, cursor))
 

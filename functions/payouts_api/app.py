@@ -2,14 +2,13 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
-from payrail.auth.guard import require_user
-from payrail.http import api_handler, create_app, json_response
+from payrail.auth.guard import SIGNED_IN, require_user
+from payrail.db import CURSOR_PATTERN
+from payrail.http import ID_PATTERN, api_handler, create_app, json_response, problems
 from payrail.payouts.models import IDEMPOTENCY_KEY_PATTERN, Payout, PayoutPage, PayoutRequest
 from payrail.payouts.service import create_payout, get_payout, list_payouts
 
 app = create_app()
-
-ERRORS = {400: {"description": "Invalid input (problem document)"}, 401: {"description": "Not signed in"}}
 
 
 @app.post(
@@ -17,26 +16,25 @@ ERRORS = {400: {"description": "Invalid input (problem document)"}, 401: {"descr
     summary="Create a payout (idempotent per Idempotency-Key)",
     responses={
         201: {"description": "Created, or the original answer replayed with Idempotent-Replayed: true"},
-        **ERRORS,
-        422: {"description": "The key was used with another body"},
-        429: {"description": "Over the per-user rate limit; see Retry-After"},
+        **problems({422: "The key was used with another body", 429: "Over the per-user rate limit; see Retry-After"}),
     },
     tags=["Payouts"],
+    security=SIGNED_IN,
 )
 def post_payout(
     body: PayoutRequest,
     idempotency_key: Annotated[
-        str | None, Header(alias="idempotency-key", description=f"1 to 255 visible ASCII characters ({IDEMPOTENCY_KEY_PATTERN})")
-    ] = None,
+        str, Header(alias="idempotency-key", pattern=IDEMPOTENCY_KEY_PATTERN, description="1 to 255 visible ASCII characters")
+    ],
 ) -> Response[Payout]:
     result = create_payout(require_user(app).user_id, idempotency_key, body)
     return json_response(result.body, status=result.status_code, headers=result.headers)
 
 
-@app.get("/payouts", summary="The caller's payouts, newest first", responses=ERRORS, tags=["Payouts"])
+@app.get("/payouts", summary="The caller's payouts, newest first", tags=["Payouts"], security=SIGNED_IN)
 def get_payouts(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    cursor: Annotated[str | None, Query(max_length=1024, pattern=CURSOR_PATTERN)] = None,
 ) -> Response[PayoutPage]:
     return json_response(list_payouts(require_user(app).user_id, limit, cursor))
 
@@ -44,10 +42,11 @@ def get_payouts(
 @app.get(
     "/payouts/<payout_id>",
     summary="One of the caller's payouts",
-    responses={**ERRORS, 404: {"description": "No such payout for this user"}},
+    responses={200: {"description": "The payout"}, **problems({404: "No such payout for this user"})},
     tags=["Payouts"],
+    security=SIGNED_IN,
 )
-def get_one_payout(payout_id: Annotated[str, Path(max_length=64)]) -> Response[Payout]:
+def get_one_payout(payout_id: Annotated[str, Path(pattern=ID_PATTERN)]) -> Response[Payout]:
     return json_response(get_payout(require_user(app).user_id, payout_id))
 
 

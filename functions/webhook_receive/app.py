@@ -1,7 +1,7 @@
 import base64
 
 from aws_lambda_powertools.event_handler import Response
-from payrail.http import api_handler, create_app, json_response
+from payrail.http import api_handler, create_app, json_response, problems
 from payrail.webhooks.receive import receive_webhook
 from pydantic import BaseModel
 
@@ -18,8 +18,7 @@ class Accepted(BaseModel):
     summary="Receive a signed payment-provider event (Standard Webhooks HMAC or JWT)",
     responses={
         202: {"description": "Verified and queued (also for a redelivery)"},
-        400: {"description": "Verified, but not a valid event"},
-        401: {"description": "Missing, wrong, unverifiable or stale signature"},
+        **problems({400: "Verified, but not a valid event", 401: "Missing, wrong, unverifiable or stale signature"}),
     },
     tags=["Webhooks"],
 )

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
-from devstack.gateway import Router, route
-from tests.support import LambdaContext, Resources, load_event
+import pytest
+from payrail import settings
 
+from devstack.gateway import Router, route
+from tests.payouts_support import call, http_event
+from tests.support import LambdaContext, Resources, function_environment_of, load_event, load_function
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 DOC_ROUTES = {("GET", "/openapi.json"), ("GET", "/docs")}
 
 
 def _template_routes(resources: Resources) -> set[tuple[str, str]]:
+    """Every route but $default (an HttpApi event with neither Path nor Method)."""
     return {
         (properties["Method"].upper(), properties["Path"])
         for spec in resources.functions.values()
         for properties in spec.events_of("HttpApi").values()
+        if "Path" in properties
     }
 
 
@@ -53,3 +61,85 @@ def test_swagger_ui_is_served_with_the_document_inline(handler_of) -> None:
     assert response["headers"]["Content-Type"].startswith("text/html")
     assert "SwaggerUIBundle" in response["body"]
     assert re.search(r'"/health"', response["body"])
+
+
+def _operations(document: dict):
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            yield f"{method.upper()} {path}", operation
+
+
+def test_every_error_is_documented_as_a_problem_and_every_response_with_its_correlation_id(handler_of) -> None:
+    document = _document(handler_of)
+    assert document["components"]["schemas"]["Problem"]["required"] == ["type", "title", "status", "detail", "correlation_id"]
+    for name, operation in _operations(document):
+        responses = operation["responses"]
+        # Request validation answers 400, never Powertools' own 422 shape.
+        assert "400" in responses, name
+        assert "500" in responses, name
+        assert "HTTPValidationError" not in json.dumps(responses), name
+        for status, response in responses.items():
+            assert response["headers"]["X-Correlation-Id"]["required"] is True, (name, status)
+            if int(status) >= 400 and name != "GET /health" and not name.startswith(("GET /sandbox/", "POST /sandbox/", "PUT /sandbox/")):
+                assert response["content"] == {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}, (
+                    name,
+                    status,
+                )
+            if status == "429":
+                assert response["headers"]["Retry-After"]["required"] is True, name
+            if status in ("204", "302", "304"):
+                assert "content" not in response, (name, status)
+
+
+def test_routes_that_need_a_user_say_so_and_document_401(handler_of) -> None:
+    operations = dict(_operations(_document(handler_of)))
+    protected = {name for name, operation in operations.items() if operation.get("security")}
+    assert protected == {
+        "GET /auth/me",
+        "GET /bank/connect",
+        "GET /bank/connections",
+        "POST /bank/connections/{connection_id}/sync",
+        "GET /bank/transactions",
+        "GET /payouts",
+        "POST /payouts",
+        "GET /payouts/{payout_id}",
+    }
+    for name in protected:
+        assert operations[name]["security"] == [{"bearerAuth": []}, {"sessionCookie": []}]
+        assert "401" in operations[name]["responses"], name
+    assert "403" in operations["POST /payouts"]["responses"]
+
+
+def test_the_sandbox_is_documented_only_where_it_is_deployed(resources: Resources, monkeypatch: pytest.MonkeyPatch) -> None:
+    with function_environment_of(resources, "ApiDocsFunction"):
+        # The dev stage (samconfig's dev values) deploys the sandbox and documents it ...
+        assert os.environ["DOCUMENT_SANDBOX"] == "true"
+        assert any(path.startswith("/sandbox/") for path in load_function(resources, "ApiDocsFunction").document()["paths"])
+        # ... other stages do not.
+        monkeypatch.setenv("DOCUMENT_SANDBOX", "false")
+        settings.load.cache_clear()
+        try:
+            paths = load_function(resources, "ApiDocsFunction").document()["paths"]
+        finally:
+            settings.load.cache_clear()
+    assert "/payouts" in paths
+    assert not any(path.startswith("/sandbox/") for path in paths)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allow"),
+    [
+        ("TRACE", "/health", 405, "GET"),
+        ("DELETE", "/payouts/po_123", 405, "GET"),
+        ("PUT", "/payouts", 405, "GET, POST"),
+        ("GET", "/no/such/thing", 404, None),
+        ("POST", "/payouts/po_123/cancel", 404, None),
+    ],
+)
+def test_a_request_no_route_takes_is_a_404_or_405_problem(handler_of, method: str, path: str, status: int, allow: str | None) -> None:
+    # The docs function is also API Gateway's $default route, which gets every unmatched request.
+    event = http_event(method, path)
+    event["routeKey"] = "$default"
+    answer, headers, body = call(handler_of("ApiDocsFunction"), event)
+    assert (answer, headers.get("content-type"), body["status"]) == (status, "application/problem+json", status)
+    assert headers.get("allow") == allow

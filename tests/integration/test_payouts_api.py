@@ -297,10 +297,21 @@ def shared(moto_endpoint: str):
 def test_bad_bodies_are_400_problems_and_write_nothing(shared, case: str) -> None:
     resources, api, bearer = shared
     before = item_keys(resources)
-    status, headers, body = post(api, bearer, BAD_BODIES[case], key=f"key-{case}")
+    status, headers, body = post(api, bearer, BAD_BODIES[case], key=f"key-{case.replace(' ', '-')}")
     assert status == 400, body
     assert headers["content-type"] == "application/problem+json"
+    # Refused for the body itself (a valid key is sent, so nothing else can be the reason).
     assert body["errors"]
+    assert {error["in"] for error in body["errors"]} == {"body"}, body
+    assert item_keys(resources) == before
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "multipart/form-data", "application/x-www-form-urlencoded", "application/xml"])
+def test_a_body_that_is_not_json_is_a_415_problem_and_writes_nothing(shared, content_type: str) -> None:
+    resources, api, bearer = shared
+    before = item_keys(resources)
+    status, headers, body = post(api, bearer, key=f"key-415-{content_type}", **{"content-type": content_type})
+    assert (status, headers["content-type"], body["status"]) == (415, "application/problem+json", 415)
     assert item_keys(resources) == before
 
 
@@ -376,3 +387,19 @@ def test_listing_is_newest_first_paginated_and_only_the_callers(resources: Resou
     _, _, first = get(api, alice, query={"limit": "1"})
     assert get(api, bob, query={"cursor": first["next_cursor"]})[0] == 400
     assert get(api, alice, query={"limit": "0"})[0] == 400
+
+
+def test_a_percent_encoded_id_in_the_path_is_read_decoded(api: Handler, token) -> None:
+    # Given a payout (ids look like po_<hex>)
+    created = post(api, token("alice"), key="encoded-path")[2]
+    # When a client percent-encodes the underscore in its URL, as some HTTP libraries do
+    encoded = created["id"].replace("_", "%5F")
+    status, _, body = get(api, token("alice"), f"/payouts/{encoded}")
+    # Then it is the same payout, not an invalid or unknown id
+    assert (status, body["id"]) == (200, created["id"])
+
+
+def test_an_id_with_characters_no_route_takes_is_a_404_problem(api: Handler, token) -> None:
+    # API Gateway routes "/payouts/%C2%84" here; once decoded, no route of the function takes it.
+    status, headers, body = get(api, token("alice"), "/payouts/%C2%84")
+    assert (status, headers["content-type"], body["status"]) == (404, "application/problem+json", 404)

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from pydantic import BaseModel
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from payrail.errors import PayrailError, RateLimited, ValidationFailed
 from payrail.observability import (
@@ -33,6 +36,30 @@ from payrail.observability import (
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:payrail:problem:"
+PROBLEM_SCHEMA_REF = {"$ref": "#/components/schemas/Problem"}
+# What an id in a path or query looks like (payouts' po_..., connections' conn_...): anything else
+# is refused as invalid before any lookup.
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class FieldError(BaseModel):
+    in_: str = Field(alias="in", description="body, query, path, header or cookie")
+    field: str
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document: the body of every error response."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+    type: str = Field(description=f"A URN under {PROBLEM_TYPE_PREFIX}")
+    title: str
+    status: int = Field(ge=400, le=599)
+    detail: str
+    correlation_id: str
+    errors: list[FieldError] | None = Field(default=None, description="Field-level failures, for 400")
+
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -52,6 +79,15 @@ def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> Re
         headers["Retry-After"] = str(retry_after)
     body.update({key: value for key, value in extra.items() if value is not None})
     return Response(status_code=status, content_type=PROBLEM_JSON, body=json.dumps(body), headers=headers)
+
+
+def problems(described: Mapping[int, str]) -> dict[int, Any]:
+    """OpenAPI ``responses`` entries for the error statuses a route can answer, each a problem
+    document: ``responses={200: {...}, **problems({404: "No such payout"})}``."""
+    return {
+        status: {"description": description, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA_REF}}}
+        for status, description in described.items()
+    }
 
 
 def json_response(payload: BaseModel | Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -75,6 +111,31 @@ def _field_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return shaped
 
 
+class _JsonObjectBodies(OpenAPIRequestValidationMiddleware):
+    """Powertools' request validation, taking a body only as a JSON object.
+
+    * Powertools also parses form and multipart bodies into the model, and fails with a 500 on a
+      multipart type without a boundary; this API speaks JSON only, so any other type is a 415.
+    * Powertools unwraps a list to its first element for any non-list parameter (meant for
+      repeated query parameters) and does so for the body too: ``[{...a payout...}]`` would be
+      accepted as the payout and ``[null]`` as no body at all.
+    """
+
+    def _get_body(self, app: Any) -> dict[str, Any]:
+        content_type = (app.current_event.headers or {}).get("content-type", "").strip()
+        if content_type and not _JSON_TYPE.match(content_type):
+            raise RequestUnsupportedContentType("Unsupported content type", errors=[])
+        body = super()._get_body(app)
+        if body is not None and not isinstance(body, dict):
+            raise RequestValidationError(
+                [{"loc": ("body",), "msg": "The body must be a JSON object", "type": "model_attributes_type", "input": None}]
+            )
+        return body
+
+
+_JSON_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json\s*(?:;|$)", re.IGNORECASE)
+
+
 def create_app(*, strip_prefixes: list[str] | None = None) -> APIGatewayHttpResolver:
     """A resolver whose every failure is a problem document and never a stack trace."""
     # A response that does not match its route's declared model is the service's bug: 500, not 400.
@@ -83,6 +144,14 @@ def create_app(*, strip_prefixes: list[str] | None = None) -> APIGatewayHttpReso
         response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
         strip_prefixes=strip_prefixes,  # type: ignore[arg-type]
     )
+    app._request_validation_middleware = _JsonObjectBodies()
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported_body(_: RequestUnsupportedContentType) -> Response:
+        content_type = (app.current_event.headers or {}).get("content-type", "")
+        return problem(
+            415, "unsupported-media-type", "Unsupported media type", f"Send the body as application/json, not {content_type[:80]}."
+        )
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(error: RequestValidationError) -> Response:
@@ -107,9 +176,8 @@ def create_app(*, strip_prefixes: list[str] | None = None) -> APIGatewayHttpReso
 
     @app.not_found
     def _not_found(_: NotFoundError) -> Response:
-        return problem(
-            404, "not-found", "Not found", f"No route for {app.current_event.request_context.http.method} {app.current_event.path}."
-        )
+        event = app.current_event
+        return unrouted(event.request_context.http.method, event.path, documented_routes(app))
 
     @app.exception_handler(Exception)
     def _unexpected(_: Exception) -> Response:
@@ -117,6 +185,37 @@ def create_app(*, strip_prefixes: list[str] | None = None) -> APIGatewayHttpReso
         return problem(500, "internal-error", "Internal error", "An unexpected error occurred; quote the correlation id when reporting it.")
 
     return app
+
+
+def documented_routes(app: APIGatewayHttpResolver) -> dict[str, list[str]]:
+    """``{openapi path: [METHOD, ...]}`` of the resolver's routes, built once (on its first 404)."""
+    routes: dict[str, list[str]] | None = getattr(app, "_payrail_routes", None)
+    if routes is None:
+        from payrail.auth.guard import SECURITY_SCHEMES  # only on a 404: the guard is heavy to import
+
+        paths = app.get_openapi_schema(security_schemes=SECURITY_SCHEMES).paths or {}
+        routes = {
+            path: [method.upper() for method, op in item.model_dump(exclude_none=True).items() if isinstance(op, dict)]
+            for path, item in paths.items()
+        }
+        app._payrail_routes = routes  # type: ignore[attr-defined]
+    return routes
+
+
+def unrouted(method: str, path: str, routes: Mapping[str, list[str]]) -> Response:
+    """The answer to a request no route takes: 405 with ``Allow`` when the path exists under
+    other methods, else 404; both problem documents."""
+    allowed = sorted({m for template, methods in routes.items() if _path_pattern(template).match(path) for m in methods})
+    if allowed and method.upper() not in allowed:
+        response = problem(405, "method-not-allowed", "Method not allowed", f"{path} answers {', '.join(allowed)}, not {method}.")
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
+    return problem(404, "not-found", "Not found", f"No route for {method} {path}.")
+
+
+@functools.cache
+def _path_pattern(template: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$")
 
 
 def _request_correlation_id(event: Mapping[str, Any]) -> str:
@@ -135,6 +234,12 @@ def api_handler(handler: LambdaHandler) -> LambdaHandler:
     def with_correlation_id(event: dict[str, Any], context: Any) -> dict[str, Any]:
         cid = _request_correlation_id(event)
         set_correlation_id(cid)
+        # API Gateway passes rawPath as the client wrote it, percent-encoding included, and
+        # Powertools takes path parameters from it as they are: "/payouts/po%5F1" would look up
+        # "po%5F1" and be validated at three times its length. Decode it once, as API Gateway
+        # decodes pathParameters, before the resolver routes on it.
+        if "%" in event.get("rawPath", ""):
+            event = {**event, "rawPath": unquote(event["rawPath"])}
         response = handler(event, context)
         response.setdefault("headers", {})[CORRELATION_HEADER] = cid
         return response

@@ -8,6 +8,7 @@ mutating request authenticated by cookie must also come from an allowed ``Origin
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from pydantic import ConfigDict, Field
@@ -19,6 +20,13 @@ from payrail.settings import PublicUrlSettings, load
 
 ACCESS_COOKIE = "payrail_access"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# How a caller proves who it is, as OpenAPI security schemes, and the ``security`` of every route
+# that calls require_user: either credential will do.
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+    "sessionCookie": {"type": "apiKey", "in": "cookie", "name": ACCESS_COOKIE},
+}
+SIGNED_IN: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"sessionCookie": []}]
 
 
 class OriginSettings(PublicUrlSettings):

@@ -346,6 +346,10 @@ def table() -> Table:
 
 
 # -------------------------------------------------------------------- cursors
+# A cursor is unpadded base64url, so anything else is rejected before it is decoded.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+
+
 def encode_cursor(last_key: Key | None) -> str | None:
     if not last_key:
         return None
