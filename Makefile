@@ -12,7 +12,7 @@ ENV        ?= dev
 export SAM_CLI_TELEMETRY = 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test unit lint format build invoke fire deploy clean bench
+.PHONY: run test unit lint format build invoke fire deploy clean bench fuzz
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	@test -x $(PY) || "$$(scripts/find-python)" -m venv $(VENV)
@@ -66,6 +66,9 @@ bench-bank: $(STAMP) ## sync 10,000 bank transactions (page size 100) in-process
 .PHONY: demo chaos
 demo: $(STAMP) ## the product's story on a fresh local stack, with a summary table; non-zero if an invariant failed
 	$(PY) -m demo
+
+fuzz: $(STAMP) ## Schemathesis over /openapi.json on a fresh local stack, signed in (ARGS="--max-examples 500")
+	$(PY) -m fuzz $(ARGS)
 
 chaos: $(STAMP) ## 500 payouts from 16 clients under provider faults, duplicate deliveries and crashes, then a webhook storm
 	$(PY) -m chaos --payouts 500 --clients 16 --forgeries 200
