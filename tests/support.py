@@ -72,7 +72,7 @@ def clear_caches() -> None:
         module = sys.modules.get(name)
         if module is None:
             continue
-        for attribute in ("load", "client", "table"):
+        for attribute in ("load", "session", "client", "table"):
             clear = getattr(getattr(module, attribute, None), "cache_clear", None)
             if clear is not None:
                 clear()

@@ -6,6 +6,7 @@ runtime points it at moto), so no code here knows whether it talks to AWS or to 
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import Any
 
@@ -18,8 +19,18 @@ _CONFIG = Config(
     retries={"mode": "standard", "total_max_attempts": 3},
     tcp_keepalive=True,
 )
+# One session for every client: each session loads the endpoint rules and the list of services
+# again (about 100 ms of a cold start per extra client). A session is not thread-safe, so clients
+# are made from it one at a time.
+_CREATING = threading.Lock()
+
+
+@cache
+def session() -> boto3.session.Session:
+    return boto3.session.Session()
 
 
 @cache
 def client(service: str) -> Any:
-    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+    with _CREATING:
+        return session().client(service, config=_CONFIG)  # type: ignore[call-overload]

@@ -19,7 +19,9 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
+# Only the libraries this service calls out with are patched: patching everything X-Ray supports
+# imports every one of them that happens to be installed, on every cold start.
+tracer = Tracer(patch_modules=("botocore", "httpx"))
 
 CORRELATION_HEADER = "x-correlation-id"
 CORRELATION_ATTRIBUTE = "correlation_id"
