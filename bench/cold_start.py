@@ -6,13 +6,20 @@ runtime and Lambda load it) and creates the AWS clients its template policies gr
 a fresh interpreter that imports boto3, pydantic and Powertools and creates one client. Each
 round runs the floor and every function once, in a shuffled order, so machine noise spreads
 evenly; figures are medians.
+
+Both run without the development virtualenv (``python -I -S``), over a site-packages holding
+only what Lambda would have: the layer's requirements and the runtime's boto3 (built once under
+.bench/). The development tools change what a cold start imports: with them installed, httpx
+loads its command-line interface (rich, click) and botocore the CRT.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -60,19 +67,40 @@ def services_of(resource: dict[str, Any]) -> list[str]:
     return sorted(found)
 
 
-def _function_script(spec: FunctionSpec, services: list[str]) -> str:
+PIP_INSTALL = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+
+
+def lambda_site() -> Path:
+    """A site-packages with the layer's requirements and the pinned boto3, as Lambda has them."""
+    layer_requirements = (ROOT / "layers/common/requirements.txt").read_text()
+    boto_pins = re.findall(r"^(?:boto3|botocore)==\S+$", (ROOT / "requirements-dev.txt").read_text(), re.MULTILINE)
+    digest = hashlib.sha256((layer_requirements + "\n".join(boto_pins)).encode()).hexdigest()[:12]
+    site = ROOT / ".bench" / f"site-{digest}"
+    if not (site / ".complete").exists():
+        print(f"bench: building a Lambda-like site-packages in {site.relative_to(ROOT)} (once) …", file=sys.stderr, flush=True)
+        subprocess.run(  # noqa: S603 - pip of this interpreter, our own requirement files
+            [*PIP_INSTALL, "--target", str(site), "-r", str(ROOT / "layers/common/requirements.txt"), *boto_pins],
+            check=True,
+        )
+        (site / ".complete").touch()
+    return site
+
+
+def _script(paths: list[str], body: str) -> str:
+    return f"import sys; sys.path[:0] = {paths!r}\n{body}"
+
+
+def _function_script(spec: FunctionSpec, services: list[str], site: Path) -> str:
     module = spec.handler.rpartition(".")[0].replace("/", ".")
-    paths = [str(spec.code_dir), *(str(layer) for layer in spec.layer_dirs)]
-    return (
-        f"import sys; sys.path[:0] = {paths!r}\n"
-        f"import importlib; importlib.import_module({module!r})\n"
-        "from payrail import aws\n" + "".join(f"aws.client({service!r})\n" for service in services)
-    )
+    paths = [str(spec.code_dir), *(str(layer) for layer in spec.layer_dirs), str(site)]
+    body = f"import importlib; importlib.import_module({module!r})\nfrom payrail import aws\n"
+    return _script(paths, body + "".join(f"aws.client({service!r})\n" for service in services))
 
 
 def _time(script: str, environment: dict[str, str], cwd: Path) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-I", "-c", script], env=environment, cwd=cwd, check=True, capture_output=True)  # noqa: S603
+    # -I -S: no user site, no PYTHON* variables, no virtualenv site-packages; only sys.path above.
+    subprocess.run([sys.executable, "-I", "-S", "-c", script], env=environment, cwd=cwd, check=True, capture_output=True)  # noqa: S603
     return time.perf_counter() - started
 
 
@@ -87,10 +115,12 @@ def measure(runs: int = 7) -> dict[str, Any]:
         "AWS_ACCESS_KEY_ID": "x",
         "AWS_SECRET_ACCESS_KEY": "x",
     }
-    subjects: dict[str, tuple[str, dict[str, str], Path]] = {"floor": (FLOOR, floor_environment, ROOT)}
+    site = lambda_site()
+    subjects: dict[str, tuple[str, dict[str, str], Path]] = {"floor": (_script([str(site)], FLOOR), floor_environment, ROOT)}
     for logical_id, spec in functions.items():
         environment = function_environment(spec, logical_id, "http://127.0.0.1:9")
-        subjects[logical_id] = (_function_script(spec, services_of(template.resources[logical_id])), environment, spec.code_dir)
+        script = _function_script(spec, services_of(template.resources[logical_id]), site)
+        subjects[logical_id] = (script, environment, spec.code_dir)
     samples: dict[str, list[float]] = {name: [] for name in subjects}
     for _ in range(runs):
         order = list(subjects)
