@@ -15,7 +15,6 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-from payrail.auth.guard import SECURITY_SCHEMES
 from payrail.http import Problem, problems
 
 TITLE = "Payrail API"
@@ -54,6 +53,9 @@ def _merge_into(target: dict[str, Any], addition: dict[str, Any], what: str) -> 
 
 def merged_openapi(functions_root: Path, server_url: str | None = None, skip: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
     """The OpenAPI document of every ``functions_root/<name>/app.py`` but the ``skip`` ones."""
+    # Imported here, on the first request for the document: the guard is heavy for a cold start.
+    from payrail.auth.guard import SECURITY_SCHEMES
+
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
     security_schemes: dict[str, Any] = {}
