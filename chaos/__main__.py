@@ -171,8 +171,13 @@ def run(stack: RunningStack, count: int, clients: int, forgeries: int, timeout: 
     wanted = set(ids.values())
 
     reconciled = [time.monotonic()]
+    signed_in = [time.monotonic()]
 
     def everyone() -> dict[str, str]:
+        # Access tokens live 15 minutes and a full run settles for longer: sign in again first.
+        if time.monotonic() - signed_in[0] >= 600:
+            tokens[:] = [sign_in(api, f"chaos{worker}@example.com") for worker in range(clients)]
+            signed_in[0] = time.monotonic()
         # The schedule runs reconciliation (every 5 minutes on AWS); here it runs every 15 s, as
         # the repair for payouts whose messages were lost to crashes or parked in the DLQ.
         if time.monotonic() - reconciled[0] >= RECONCILE_EVERY_SECONDS:
