@@ -62,6 +62,17 @@ class Report:
         return [text for ok, text in self.checks if not ok]
 
 
+def _sign_in(api: httpx.Client, worker: int, attempts: int = 5) -> str:
+    """A client's access token. This stack kills 5% of invocations on purpose and a sign-in takes
+    three, so a failed attempt is simply made again."""
+    for _ in range(attempts - 1):
+        try:
+            return sign_in(api, f"chaos{worker}@example.com")
+        except (AssertionError, httpx.HTTPError):
+            continue
+    return sign_in(api, f"chaos{worker}@example.com")
+
+
 def _create_all(api_url: str, tokens: list[str], count: int, retry_share: float, report: Report) -> dict[str, str]:
     """Create ``count`` payouts from one client per token; some keys are sent twice. Key → payout id."""
     ids: dict[str, str] = {}
@@ -163,7 +174,7 @@ def run(stack: RunningStack, count: int, clients: int, forgeries: int, timeout: 
         "/sandbox/payments/webhooks", json={"enabled": True, "delay_seconds": 0, "failure_rate": 0.1, "scheme": "standard"}
     ).raise_for_status()
     api.put("/sandbox/payments/faults", json=FAULTS).raise_for_status()
-    tokens = [sign_in(api, f"chaos{worker}@example.com") for worker in range(clients)]
+    tokens = [_sign_in(api, worker) for worker in range(clients)]
     started = time.monotonic()
 
     print(f"▶ {count} payouts from {clients} clients under faults", flush=True)
@@ -176,7 +187,7 @@ def run(stack: RunningStack, count: int, clients: int, forgeries: int, timeout: 
     def everyone() -> dict[str, str]:
         # Access tokens live 15 minutes and a full run settles for longer: sign in again first.
         if time.monotonic() - signed_in[0] >= 600:
-            tokens[:] = [sign_in(api, f"chaos{worker}@example.com") for worker in range(clients)]
+            tokens[:] = [_sign_in(api, worker) for worker in range(clients)]
             signed_in[0] = time.monotonic()
         # The schedule runs reconciliation (every 5 minutes on AWS); here it runs every 15 s, as
         # the repair for payouts whose messages were lost to crashes or parked in the DLQ.
