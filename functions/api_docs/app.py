@@ -3,7 +3,7 @@ from pathlib import Path
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from payrail.http import api_handler, create_app, json_response, unrouted
+from payrail.http import api_handler, create_app, json_response, methods_by_path, unrouted
 from payrail.openapi import merged_openapi, swagger_page
 from payrail.settings import PublicUrlSettings, load
 from pydantic import Field
@@ -37,7 +37,7 @@ def docs() -> Response[str]:
 
 @cache
 def every_route() -> dict[str, list[str]]:
-    return {path: [method.upper() for method in operations] for path, operations in document()["paths"].items()}
+    return methods_by_path(document()["paths"])
 
 
 # This function is also API Gateway's $default route, which takes every request no other route

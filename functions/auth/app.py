@@ -5,12 +5,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from payrail.auth import signin
 from payrail.auth.guard import SIGNED_IN, cookies_of, require_user
 from payrail.auth.oauth_state import BINDING_COOKIE, REDIRECT_PATTERN
-from payrail.http import api_handler, create_app, json_response, problems
+from payrail.http import NO_STORE, api_handler, create_app, json_response, problems, redirect, wants_json
 from pydantic import BaseModel, Field
 
 app = create_app()
 TAGS = ["Sign-in"]
-NO_STORE = {"Cache-Control": "no-store"}
 LIMITED = problems({429: "Too many sign-in requests from this address; see Retry-After"})
 PROVIDER_DOWN = problems({503: "The identity provider did not answer"})
 
@@ -42,7 +41,7 @@ def login(
 ) -> Response[str]:
     signin.limit(_client_address())
     url, cookie = signin.begin_login(redirect_to, login_hint)
-    return Response(302, "text/plain", "", headers={"Location": url, **NO_STORE}, cookies=[cookie])
+    return redirect(url, [cookie])
 
 
 @app.get(
@@ -71,9 +70,9 @@ def callback(
     binding = cookies_of(app.current_event.cookies).get(BINDING_COOKIE)
     tokens, redirect_to = signin.complete_login(code, state, binding, error)
     cookies = [signin.cleared_binding_cookie(), *signin.session_cookies(tokens)]
-    if "application/json" in (app.current_event.headers or {}).get("accept", ""):
+    if wants_json(app):
         return Response(200, "application/json", tokens, headers=NO_STORE, cookies=cookies)
-    return Response(302, "text/plain", "", headers={"Location": redirect_to, **NO_STORE}, cookies=cookies)
+    return redirect(redirect_to, cookies)
 
 
 @app.post(

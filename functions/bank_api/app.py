@@ -7,12 +7,11 @@ from payrail.auth.oauth_state import BINDING_COOKIE, REDIRECT_PATTERN
 from payrail.bank import linking, reading, schedule
 from payrail.bank.cookies import binding_cookie, cleared_binding_cookie
 from payrail.db import CURSOR_PATTERN
-from payrail.http import ID_PATTERN, api_handler, create_app, json_response, problems
+from payrail.http import ID_PATTERN, NO_STORE, api_handler, create_app, json_response, problems, redirect, wants_json
 from pydantic import BaseModel
 
 app = create_app()
 TAGS = ["Bank"]
-NO_STORE = {"Cache-Control": "no-store"}
 
 
 class SyncQueued(BaseModel):
@@ -32,7 +31,7 @@ def connect(
     login_hint: Annotated[str | None, Query(max_length=320)] = None,
 ) -> Response[str]:
     start = linking.connect(require_user(app), redirect_to, login_hint)
-    return Response(302, "text/plain", "", headers={"Location": start.location, **NO_STORE}, cookies=[binding_cookie(start.binding)])
+    return redirect(start.location, [binding_cookie(start.binding)])
 
 
 @app.get(
@@ -53,9 +52,9 @@ def callback(
     binding = cookies_of(app.current_event.cookies).get(BINDING_COOKIE)
     linked = linking.callback(code, state, error, binding)
     cookies = [cleared_binding_cookie()]
-    if "application/json" in (app.current_event.headers or {}).get("accept", ""):
+    if wants_json(app):
         return Response(201, "application/json", linked.connection.model_dump(), headers=NO_STORE, cookies=cookies)
-    return Response(302, "text/plain", "", headers={"Location": linked.redirect_to, **NO_STORE}, cookies=cookies)
+    return redirect(linked.redirect_to, cookies)
 
 
 @app.get(

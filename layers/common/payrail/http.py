@@ -20,6 +20,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
+from aws_lambda_powertools.shared.cookies import Cookie
 from pydantic import BaseModel, ConfigDict, Field
 
 from payrail.errors import PayrailError, RateLimited, ValidationFailed
@@ -37,6 +38,7 @@ from payrail.observability import (
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:payrail:problem:"
 PROBLEM_SCHEMA_REF = {"$ref": "#/components/schemas/Problem"}
+NO_STORE = {"Cache-Control": "no-store"}
 # What an id in a path or query looks like (payouts' po_..., connections' conn_...): anything else
 # is refused as invalid before any lookup.
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -88,6 +90,16 @@ def problems(described: Mapping[int, str]) -> dict[int, Any]:
         status: {"description": description, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA_REF}}}
         for status, description in described.items()
     }
+
+
+def redirect(location: str, cookies: list[Cookie] | None = None) -> Response:
+    """302 to ``location``, never cached (sign-in and bank-linking redirects carry one-time state)."""
+    return Response(302, "text/plain", "", headers={"Location": location, **NO_STORE}, cookies=cookies or [])
+
+
+def wants_json(app: APIGatewayHttpResolver) -> bool:
+    """Whether the current request asked for JSON instead of a redirect (``Accept``)."""
+    return "application/json" in (app.current_event.headers or {}).get("accept", "")
 
 
 def json_response(payload: BaseModel | Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -193,13 +205,18 @@ def documented_routes(app: APIGatewayHttpResolver) -> dict[str, list[str]]:
     if routes is None:
         from payrail.auth.guard import SECURITY_SCHEMES  # only on a 404: the guard is heavy to import
 
-        paths = app.get_openapi_schema(security_schemes=SECURITY_SCHEMES).paths or {}
-        routes = {
-            path: [method.upper() for method, op in item.model_dump(exclude_none=True).items() if isinstance(op, dict)]
-            for path, item in paths.items()
-        }
+        schema = app.get_openapi_schema(security_schemes=SECURITY_SCHEMES).model_dump(by_alias=True, exclude_none=True)
+        routes = methods_by_path(schema.get("paths", {}))
         app._payrail_routes = routes  # type: ignore[attr-defined]
     return routes
+
+
+def methods_by_path(paths: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+    """An OpenAPI ``paths`` object as ``{path: [METHOD, ...]}``, for :func:`unrouted`."""
+    return {path: [method.upper() for method in item if method in _HTTP_METHODS] for path, item in paths.items()}
+
+
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
 
 def unrouted(method: str, path: str, routes: Mapping[str, list[str]]) -> Response:
