@@ -63,3 +63,22 @@ def test_backoff_ceiling_doubles_per_receive_and_retry_after_is_a_floor() -> Non
     assert [backoff_seconds(n, base=2, cap=300, draw=lambda: 0.999) for n in (1, 2, 3, 4, 9)] == [2, 4, 8, 16, 300]
     assert backoff_seconds(1, base=2, cap=300, retry_after=30, draw=lambda: 0.5) == 30
     assert backoff_seconds(8, base=2, cap=300, retry_after=1, draw=lambda: 0.5) == 128
+
+
+def _plain_text(value: str) -> bool:
+    """What a name or reference may be, said the long way: 1 to 140 characters, no control
+    characters (C0, DEL, C1, line and paragraph separators) and no surrounding whitespace."""
+    controls = any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029" for c in value)
+    return 1 <= len(value) <= 140 and not controls and value == value.strip()
+
+
+@given(st.text(max_size=150) | st.sampled_from([" Thandi", "Thandi ", "\u3000名前", "x\u00a0", "x\u00a0y", "a\x85b", "Zoë O'Brien"]))
+def test_names_and_references_are_accepted_exactly_when_they_are_plain_text(value: str) -> None:
+    # The one pattern pydantic enforces (and the OpenAPI document states) agrees with the rule.
+    for body in ({**BODY, "reference": value}, {**BODY, "beneficiary": {**BODY["beneficiary"], "name": value}}):
+        try:
+            PayoutRequest.model_validate(body)
+            accepted = True
+        except ValidationError:
+            accepted = False
+        assert accepted == _plain_text(value), repr(value)
