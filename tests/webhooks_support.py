@@ -20,6 +20,7 @@ from typing import Any
 from payrail.db import keys
 from payrail.webhooks.signatures import sign_jwt, sign_standard
 
+from devstack.inprocess import LocalContext
 from tests.support import Resources, load_event
 
 
@@ -139,9 +140,9 @@ class InProcess:
         self.logical_id = logical_id
         self.module = load_function(resources, logical_id)
 
-    def __call__(self, event: dict[str, Any]) -> Any:
+    def __call__(self, event: dict[str, Any], remaining_ms: int | None = None) -> Any:
         with self.environment():
-            return self.raw(event)
+            return self.raw(event, remaining_ms)
 
     def environment(self) -> Any:
         """The function's environment; enter it once around calls made from several threads."""
@@ -149,10 +150,10 @@ class InProcess:
 
         return function_environment_of(self.resources, self.logical_id)
 
-    def raw(self, event: dict[str, Any]) -> Any:
-        from tests.support import LambdaContext
-
-        return self.module.lambda_handler(event, LambdaContext())
+    def raw(self, event: dict[str, Any], remaining_ms: int | None = None) -> Any:
+        """Call the handler with the function's whole template timeout left, or ``remaining_ms``."""
+        timeout_ms = self.resources.functions[self.logical_id].timeout * 1000
+        return self.module.lambda_handler(event, LocalContext(self.logical_id, timeout_ms if remaining_ms is None else remaining_ms))
 
 
 @contextmanager

@@ -15,4 +15,4 @@ JOBS: list = [
 @scheduled_handler
 @event_parser(model=EventBridgeModel)
 def lambda_handler(event: EventBridgeModel, context):
-    return run_jobs(JOBS, event.time)
+    return run_jobs(JOBS, event.time, context.get_remaining_time_in_millis() / 1000)

@@ -370,6 +370,30 @@ def test_the_schedule_fans_out_one_message_per_due_connection_and_never_twice(wo
     assert sorted(_drain(world)) == sorted([first, second])
 
 
+def test_connections_not_claimed_by_the_deadline_stay_due_and_the_next_run_sends_them(world: BankWorld) -> None:
+    from datetime import UTC, datetime
+
+    from payrail.bank.schedule import fan_out_bank_syncs
+    from payrail.scheduled import Deadline
+
+    from tests.support import LambdaContext
+
+    scheduled = world.handlers["ScheduledSyncFunction"]
+    scheduled(_tick(), LambdaContext())
+    _drain(world)
+    # Given a newly linked connection, due at once
+    _, _, connection_id = _linked(world)
+    time.sleep(1)
+    # When the fan-out runs with its deadline already passed
+    late = fan_out_bank_syncs(datetime.now(UTC), Deadline(0))
+    # Then it claimed and sent nothing, and said so
+    assert late == {"due": 1, "enqueued": 0, "deferred_to_next_run": 1}
+    assert _drain(world) == []
+    # And the next run, with time to spare, sends it
+    assert scheduled(_tick(), LambdaContext())["fan_out_bank_syncs"] == {"due": 1, "enqueued": 1}
+    assert _drain(world) == [connection_id]
+
+
 def test_sync_now_queues_the_callers_connection_and_hides_others(world: BankWorld) -> None:
     _drain(world)
     user_id, _, connection_id = _linked(world)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from payrail.db import keys
+from payrail.scheduled import RESERVE_SECONDS, Deadline
 from payrail.webhooks import reconcile as reconcile_module
 
 from tests.support import Resources, load_event
@@ -161,20 +162,49 @@ def test_a_webhook_arriving_after_the_reconciliation_applied_its_status_changes_
     assert get_item(world["resources"], keys.webhook_event(json.loads(late)["id"]))["outcome"] == "ignored"
 
 
-def test_a_backlog_past_the_time_budget_is_left_for_the_next_run(world: dict, provider: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given two stuck payouts and a pending one, and the provider-call budget already spent
+def test_an_invocation_with_no_time_to_spare_defers_everything_to_the_next_run(world: dict, provider: Recorder) -> None:
+    # Given two stuck payouts and a pending one
     stuck = [put_payout(world["resources"], "submitted", age=OLD) for _ in range(2)]
     pending = put_payout(world["resources"], "pending", age=OLD)
     for item in stuck:
         provider.answers[item["id"]] = (200, {"id": item["id"], "status": "paid"})
-    monkeypatch.setattr(reconcile_module, "PROVIDER_BUDGET_SECONDS", -1.0)
-    # When reconciliation runs
-    result = reconcile(world)
-    # Then it asked the provider nothing, deferred the stuck ones, and still re-enqueued the pending one
-    assert result["deferred_to_next_run"] >= 2
+    drain(world["resources"], "PayoutsQueue")
+    asked = len(provider.requests)
+    event = load_event("scheduled_sync/scheduled.json", time=datetime.now(UTC).isoformat())
+    # When the schedule's invocation starts with no more time left than it keeps in reserve
+    result = world["scheduled"](event, remaining_ms=int(RESERVE_SECONDS * 1000))
+    # Then it read no shard, asked the provider nothing, changed nothing, and returned normally
+    assert result["reconcile_payouts"] == {"shards_deferred": keys.OUTBOX_SHARDS}
+    assert len(provider.requests) == asked
     assert all(payout(world, item["id"])["status"] == "submitted" for item in stuck)
-    assert pending["id"] in [json.loads(m["Body"])["payout_id"] for m in drain(world["resources"], "PayoutsQueue")]
-    # And the next run, with time to spare, repairs them
-    monkeypatch.setattr(reconcile_module, "PROVIDER_BUDGET_SECONDS", 40.0)
-    reconcile(world)
+    assert drain(world["resources"], "PayoutsQueue") == []
+    # And the next run, with its whole timeout, repairs them all
+    world["scheduled"](load_event("scheduled_sync/scheduled.json", time=datetime.now(UTC).isoformat()))
     assert all(payout(world, item["id"])["status"] == "paid" for item in stuck)
+    assert pending["id"] in [json.loads(m["Body"])["payout_id"] for m in drain(world["resources"], "PayoutsQueue")]
+
+
+def test_a_backlog_longer_than_the_deadline_is_looked_up_oldest_first_until_it(
+    world: dict, provider: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given five stuck payouts older than any other, a provider that takes 10 s to answer, and 25 s
+    stuck = [put_payout(world["resources"], "submitted", age=timedelta(days=30, minutes=5 - n)) for n in range(5)]
+    for item in stuck:
+        provider.answers[item["id"]] = (200, {"id": item["id"], "status": "paid"})
+    clock = [0.0]
+    answer = reconcile_module.provider_status
+
+    def slow_provider(payout: dict, timeout: float) -> dict | None:
+        clock[0] += 10
+        return answer(payout, timeout)
+
+    monkeypatch.setattr(reconcile_module, "provider_status", slow_provider)
+    monkeypatch.setattr(reconcile_module, "PROVIDER_CONCURRENCY", 1)
+    # When reconciliation runs
+    with world["scheduled"].environment():
+        result = reconcile_module.reconcile_payouts(datetime.now(UTC), Deadline(25, clock=lambda: clock[0]))
+    # Then the three oldest were repaired before the deadline and the other two left for the next run
+    assert [payout(world, item["id"])["status"] for item in stuck] == ["paid"] * 3 + ["submitted"] * 2
+    assert (result["provider_applied"], clock[0]) == (3, 30)
+    # (with any payout other tests here left stuck, which is younger than these five)
+    assert result["deferred_to_next_run"] >= 2

@@ -11,6 +11,7 @@ from payrail.bank.settings import BankQueueSettings
 from payrail.db import bank as store
 from payrail.errors import NotFound
 from payrail.observability import logger
+from payrail.scheduled import Deadline
 from payrail.settings import load
 
 
@@ -18,17 +19,24 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def fan_out_bank_syncs(now: datetime) -> dict[str, Any]:
+def fan_out_bank_syncs(now: datetime, deadline: Deadline) -> dict[str, Any]:
     """Enqueue one message per connection whose sync is due (batched sends).
 
     Each due connection is claimed first by moving its next-due time forward with a condition on
-    the time read, so overlapping schedules never enqueue the same connection twice."""
+    the time read, so overlapping schedules never enqueue the same connection twice. Connections
+    not claimed by ``deadline`` stay due for the next run; every one claimed is sent."""
     settings = load(BankQueueSettings)
     next_due = iso(now + timedelta(seconds=settings.bank_sync_interval_seconds))
     due = store.due_connections(iso(now))
-    claimed = [entry["connection_id"] for entry in due if store.claim_due(str(entry["connection_id"]), str(entry["gsi1sk"]), next_due)]
+    claimed: list[str] = []
+    deferred = 0
+    for entry in due:
+        if deadline.passed:
+            deferred += 1
+        elif store.claim_due(str(entry["connection_id"]), str(entry["gsi1sk"]), next_due):
+            claimed.append(str(entry["connection_id"]))
     sent = queues.send_batch(settings.bank_sync_queue_url, [{"connection_id": cid} for cid in claimed])
-    return {"due": len(due), "enqueued": sent}
+    return {"due": len(due), "enqueued": sent} | ({"deferred_to_next_run": deferred} if deferred else {})
 
 
 def request_sync(principal: Principal, connection_id: str) -> dict[str, Any]:

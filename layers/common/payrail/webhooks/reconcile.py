@@ -14,8 +14,8 @@ deleted with its terminal status) older than a grace period, shard by shard, and
 
 from __future__ import annotations
 
-import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,17 +29,17 @@ from payrail.db import Item, keys
 from payrail.db.payment_events import StatusChange, delete_marker, outbox_markers, payouts, timestamp_text
 from payrail.observability import CORRELATION_HEADER, correlation_id, logger, metrics
 from payrail.payouts.status import PayoutStatus
+from payrail.scheduled import Deadline
 from payrail.settings import Settings, load
 from payrail.webhooks.apply import apply_change
 from payrail.webhooks.events import TARGETS
 
 PROVIDER_TIMEOUT_SECONDS = 5.0
 
-
-# The provider is asked about stuck payouts one by one, oldest first; past this many seconds the
-# rest wait for the next run, so a backlog never runs the function (60 s) out of time with
-# nothing repaired and the re-enqueues unsent.
-PROVIDER_BUDGET_SECONDS = 40.0
+# Stuck payouts are looked up at the provider this many at a time: one slow or timed-out answer
+# must not hold up the rest of a backlog, and eight requests in flight is well within what a
+# payment provider's API allows a client.
+PROVIDER_CONCURRENCY = 8
 
 
 class ReconcileSettings(Settings):
@@ -55,12 +55,12 @@ def _repair(action: str, count: int = 1) -> None:
         metric.add_dimension(name="action", value=action)
 
 
-def provider_status(payout: Item) -> dict[str, Any] | None:
+def provider_status(payout: Item, timeout: float = PROVIDER_TIMEOUT_SECONDS) -> dict[str, Any] | None:
     """The provider's view of ``payout`` (``GET /v1/payouts/{reference}``), or None if it has none."""
     settings = load(ReconcileSettings)
     reference = payout.get("provider_reference") or payout["id"]
     url = f"{settings.payment_provider_url.rstrip('/')}/v1/payouts/{reference}"
-    response = httpx.get(url, timeout=PROVIDER_TIMEOUT_SECONDS, headers={CORRELATION_HEADER: correlation_id()})
+    response = httpx.get(url, timeout=timeout, headers={CORRELATION_HEADER: correlation_id()})
     if response.status_code == 404:
         return None
     response.raise_for_status()
@@ -75,18 +75,19 @@ def _older_than(value: Any, cutoff: datetime) -> bool:
         return True
 
 
-def _ask_provider(payout: Item, tally: Counter[str]) -> None:
+def _ask_provider(payout: Item, deadline: Deadline) -> str:
+    """Bring one stuck payout to the provider's status; what happened, as a tally key."""
+    if deadline.passed:
+        return "deferred_to_next_run"
     try:
-        answer = provider_status(payout)
+        answer = provider_status(payout, timeout=min(PROVIDER_TIMEOUT_SECONDS, deadline.remaining()))
     except (httpx.HTTPError, ValueError) as error:
         logger.warning("provider status unavailable", extra={"payout_id": payout["id"], "error": type(error).__name__})
-        tally["provider_unavailable"] += 1
-        return
+        return "provider_unavailable"
     status = str((answer or {}).get("status", ""))
     target = TARGETS.get(f"payout.{status}")
     if answer is None or target is None:
-        tally["provider_no_news"] += 1
-        return
+        return "provider_no_news"
     change = StatusChange(
         event_id=f"reconcile:{payout['id']}:{target.value}",
         event_type=f"payout.{target.value}",
@@ -97,20 +98,34 @@ def _ask_provider(payout: Item, tally: Counter[str]) -> None:
         source="reconciliation",
     )
     outcome = apply_change(change)
-    tally[f"provider_{outcome.value}"] += 1
     if outcome.value == "applied":
         _repair(f"applied_{target.value}")
+    return f"provider_{outcome.value}"
 
 
-def reconcile_payouts(now: datetime) -> dict[str, Any]:
-    """The scheduled job: repair every unfinished payout whose marker is older than the grace period."""
+def _first_shard(now: datetime) -> int:
+    """Where this run starts its walk of the outbox shards. It moves on by one shard a minute, so
+    when runs keep stopping at their deadline, no shard is always the one left for later."""
+    return int(now.timestamp() // 60) % keys.OUTBOX_SHARDS
+
+
+def reconcile_payouts(now: datetime, deadline: Deadline) -> dict[str, Any]:
+    """The scheduled job: repair every unfinished payout whose marker is older than the grace period.
+
+    Work not started by ``deadline`` (shards not read, stuck payouts not looked up) is counted as
+    deferred and left to the next run; pending payouts already found are still re-enqueued."""
     settings = load(ReconcileSettings)
     grace_cutoff = now - timedelta(seconds=settings.grace_seconds)
     stuck_cutoff = now - timedelta(seconds=settings.stuck_seconds)
     tally: Counter[str] = Counter()
     requeue: list[dict[str, Any]] = []
-    started = time.monotonic()
-    for shard in keys.outbox_shards():
+    stuck: list[tuple[str, Item]] = []
+    shards = keys.outbox_shards()
+    first = _first_shard(now)
+    for shard in shards[first:] + shards[:first]:
+        if deadline.passed:
+            tally["shards_deferred"] += 1
+            continue
         markers = outbox_markers(shard, timestamp_text(grace_cutoff))
         if not markers:
             continue
@@ -131,10 +146,11 @@ def reconcile_payouts(now: datetime) -> dict[str, Any]:
             elif status is PayoutStatus.PENDING:
                 requeue.append({"payout_id": payout_id})
             elif _older_than(payout.get("updated_at"), stuck_cutoff):
-                if time.monotonic() - started > PROVIDER_BUDGET_SECONDS:
-                    tally["deferred_to_next_run"] += 1
-                    continue
-                _ask_provider(payout, tally)
+                stuck.append((str(marker["sk"]), payout))
+    # Oldest first, so a backlog bigger than one run is worked off in the order it built up.
+    stuck.sort(key=lambda entry: entry[0])
+    with ThreadPoolExecutor(max_workers=PROVIDER_CONCURRENCY) as pool:
+        tally.update(pool.map(lambda entry: _ask_provider(entry[1], deadline), stuck))
     if requeue:
         queues.send_batch(settings.payouts_queue_url, requeue)
         tally["requeued"] += len(requeue)
