@@ -18,9 +18,9 @@ class QueuedEventRecord(SqsRecordModel):
 processor = BatchProcessor(event_type=EventType.SQS, model=QueuedEventRecord, raise_on_entire_batch_failure=False)
 
 
-def record_handler(record: QueuedEventRecord) -> str:
+def record_handler(record: QueuedEventRecord, lambda_context) -> str:
     adopt_correlation_id(record.messageAttributes)
-    return send_event(record.body.event_id, record.body.advance)
+    return send_event(record.body.event_id, record.body.advance, lambda_context.get_remaining_time_in_millis() / 1000)
 
 
 @sqs_handler

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from payrail.db import serialize
+from payrail.sandbox.webhooks import DELIVERY_TIME_NEEDED_SECONDS
 
 from tests.support import Resources
 from tests.webhooks_support import InProcess, Recorder, drain, get_item, http_request, secrets_of
@@ -80,8 +81,8 @@ def trigger(world: dict, provider_id: str, event_type: str) -> dict:
     return json.loads(response["body"])
 
 
-def send_queued(world: dict) -> list[str]:
-    """Run the sender on what is queued; returns the failed message ids."""
+def send_queued(world: dict, remaining_ms: int | None = None) -> list[str]:
+    """Run the sender on what is queued (with its whole timeout left, or ``remaining_ms``); returns the failed message ids."""
     messages = drain(world["resources"], "SandboxWebhooksQueue")
     records = [
         {
@@ -100,7 +101,7 @@ def send_queued(world: dict) -> list[str]:
         }
         for m in messages
     ]
-    answer = world["sender"]({"Records": records})
+    answer = world["sender"]({"Records": records}, remaining_ms)
     return [f["itemIdentifier"] for f in answer["batchItemFailures"]]
 
 
@@ -117,6 +118,20 @@ def test_a_triggered_event_is_delivered_signed_and_moves_the_providers_payout(fr
     assert (document["id"], document["type"]) == (emitted["id"], "payout.paid")
     assert document["data"] == {"payout_id": "po_sb_1", "provider_reference": provider_id, "failure_reason": None}
     assert provider_status(fresh, provider_id) == "paid"
+
+
+def test_an_event_reached_without_the_time_to_deliver_it_is_not_started(fresh: dict, receiver: Recorder) -> None:
+    provider_id = provider_payout(fresh, "po_sb_late")
+    emitted = trigger(fresh, provider_id, "payout.paid")
+    # When the sender reaches it with less of the invocation left than a delivery may take
+    failed = send_queued(fresh, remaining_ms=int(DELIVERY_TIME_NEEDED_SECONDS * 1000) - 1)
+    # Then its record fails at once, with nothing posted and nothing moved, for SQS to offer it again
+    assert len(failed) == 1
+    assert receiver.posts() == []
+    assert provider_status(fresh, provider_id) == "accepted"
+    event = get_item(fresh["resources"], {"pk": f"SANDBOX#payments#EVENT#{emitted['id']}", "sk": "EVENT"})
+    assert event is not None
+    assert (event["state"], event["attempts"]) == ("scheduled", 0)
 
 
 def test_the_jwt_scheme_signs_with_a_bearer_token_bound_to_the_body(fresh: dict, receiver: Recorder) -> None:
