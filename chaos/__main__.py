@@ -235,17 +235,30 @@ def run(stack: RunningStack, count: int, clients: int, forgeries: int, timeout: 
 
     report.counts["injected"] = stack.chaos()
     print(f"  injected: {report.counts['injected']}", flush=True)
+    # The provider's events, each with the payout it is about (the provider's idempotency key).
+    about: dict[str, str] = {}
+    for item in received:
+        for event in api.get(f"/sandbox/payments/v1/payouts/{item['id']}/events").json()["items"]:
+            about[event["id"]] = item["idempotency_key"]
     dead = _dead_letters(stack)
     report.counts["dead_letters"] = {name: len(messages) for name, messages in dead.items()}
-    # A dead letter is accounted for when the payout it is about reached a final status anyway.
-    settled = [payout_id for payout_id, status in final.items() if status in payouts.FINAL]
-    unaccounted = [body for bodies in dead.values() for body in bodies if not any(payout_id in body for payout_id in settled)]
+    # A dead letter is accounted for when the payout it is about reached a final status anyway. A
+    # payout message names its payout, a payment event names it in its data, and a webhook
+    # delivery of the sandbox names its event.
+    settled = {payout_id for payout_id, status in final.items() if status in payouts.FINAL}
+
+    def accounted(body: str) -> bool:
+        message = json.loads(body)
+        payout_id = message.get("payout_id") or (message.get("data") or {}).get("payout_id") or about.get(message.get("event_id"))
+        return payout_id in settled
+
+    unaccounted = [body for bodies in dead.values() for body in bodies if not accounted(body)]
     report.check(not unaccounted, f"dead-letter queues: {report.counts['dead_letters']}; every message accounted for by a final payout")
+    for body in unaccounted[:5]:
+        print(f"      {body[:200]}")
 
     print("▶ Webhook storm: every event three times, shuffled, and forged deliveries", flush=True)
-    events = []
-    for item in received:
-        events += [event["id"] for event in api.get(f"/sandbox/payments/v1/payouts/{item['id']}/events").json()["items"]]
+    events = list(about)
     storm = events * 3
     random.Random(3).shuffle(storm)
     with ThreadPoolExecutor(max_workers=8) as pool:
