@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -64,6 +65,30 @@ def test_a_pending_payout_past_the_grace_period_is_re_enqueued_and_a_fresh_one_i
     assert old["id"] in sent
     assert fresh["id"] not in sent
     assert payout(world, old["id"])["status"] == "pending"
+
+
+def test_a_pending_payout_is_re_enqueued_once_per_stuck_threshold_even_by_overlapping_runs(world: dict) -> None:
+    # Given a pending payout past the grace period (its message may be waiting out a backoff)
+    item = put_payout(world["resources"], "pending", age=OLD)
+    drain(world["resources"], "PayoutsQueue")
+    now = datetime.now(UTC)
+    with world["scheduled"].environment():
+        stuck_seconds = reconcile_module.load(reconcile_module.ReconcileSettings).stuck_seconds
+        # When four runs overlap, and a fifth follows at once
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda _: reconcile_module.reconcile_payouts(now, Deadline(60)), range(4)))
+        reconcile_module.reconcile_payouts(now, Deadline(60))
+        first = sent_payout_ids(world)
+        # And one more runs a stuck threshold later
+        reconcile_module.reconcile_payouts(now + timedelta(seconds=stuck_seconds + 1), Deadline(60))
+        later = sent_payout_ids(world)
+    # Then the payout went back on the queue once, and once more only after the threshold
+    assert first.count(item["id"]) == 1
+    assert later.count(item["id"]) == 1
+
+
+def sent_payout_ids(world: dict) -> list[str]:
+    return [json.loads(m["Body"])["payout_id"] for m in drain(world["resources"], "PayoutsQueue")]
 
 
 def test_a_stuck_payout_takes_the_providers_final_status_once(world: dict, provider: Recorder) -> None:

@@ -140,5 +140,22 @@ def payouts(payout_ids: list[str]) -> dict[str, Item]:
     return {str(item["id"]): item for item in table().batch_get(keys.payout(pid) for pid in payout_ids)}
 
 
+def claim_requeue(marker: Item, now: str, last_before: str) -> bool:
+    """Note on ``marker`` that its payout is re-enqueued at ``now``, unless it was already re-enqueued
+    at ``last_before`` or later (by this run's predecessor or a concurrent run) or the marker is
+    gone (the payout finished): True if this caller is to send the message."""
+    try:
+        table().update(
+            {"pk": str(marker["pk"]), "sk": str(marker["sk"])},
+            "SET requeued_at = :now",
+            condition="attribute_exists(pk) AND (attribute_not_exists(requeued_at) OR requeued_at < :last)",
+            values={":now": now, ":last": last_before},
+            returns="NONE",
+        )
+    except ConditionFailed:
+        return False
+    return True
+
+
 def delete_marker(marker: Item) -> None:
     table().delete({"pk": str(marker["pk"]), "sk": str(marker["sk"])})

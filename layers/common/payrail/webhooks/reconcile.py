@@ -5,7 +5,9 @@ It reads the unfinished-payout markers (the transactional outbox written with ea
 deleted with its terminal status) older than a grace period, shard by shard, and for each:
 
 * ``pending`` (never handed to the provider): re-enqueue it to the payout worker, which submits
-  with the payout id as the provider's idempotency key, so a duplicate cannot pay twice;
+  with the payout id as the provider's idempotency key, so a duplicate cannot pay twice. A
+  pending payout may just be waiting out its backoff in the queue, so it is re-enqueued at most
+  once per stuck threshold (noted on its marker with a condition), never by every run;
 * ``submitted`` / ``processing`` with no news for longer than the stuck threshold: ask the
   provider and apply its answer through the very same exactly-once path as a webhook, with a
   synthesised event id ``reconcile:<payout>:<status>`` so it is deduplicated too;
@@ -26,7 +28,7 @@ from pydantic import ConfigDict, Field
 
 from payrail import queues
 from payrail.db import Item, keys
-from payrail.db.payment_events import StatusChange, delete_marker, outbox_markers, payouts, timestamp_text
+from payrail.db.payment_events import StatusChange, claim_requeue, delete_marker, outbox_markers, payouts, timestamp_text
 from payrail.observability import CORRELATION_HEADER, correlation_id, logger, metrics
 from payrail.payouts.status import PayoutStatus
 from payrail.scheduled import Deadline
@@ -36,9 +38,9 @@ from payrail.webhooks.events import TARGETS
 
 PROVIDER_TIMEOUT_SECONDS = 5.0
 
-# Stuck payouts are looked up at the provider this many at a time: one slow or timed-out answer
-# must not hold up the rest of a backlog, and eight requests in flight is well within what a
-# payment provider's API allows a client.
+# Stuck payouts are looked up at the provider, and pending ones re-enqueued ten to a batch, this
+# many at a time: one slow or timed-out answer must not hold up the rest of a backlog, and eight
+# requests in flight is well within what a payment provider's API allows a client.
 PROVIDER_CONCURRENCY = 8
 
 
@@ -103,6 +105,17 @@ def _ask_provider(payout: Item, deadline: Deadline) -> str:
     return f"provider_{outcome.value}"
 
 
+def _requeue(markers: list[Item], deadline: Deadline, now: str, last_before: str) -> Counter[str]:
+    """Re-enqueue the pending payouts of ``markers`` (one batch) whose marker this run claims."""
+    if deadline.passed:
+        return Counter(requeue_deferred=len(markers))
+    claimed = [{"payout_id": str(m["sk"]).rsplit("#", 1)[-1]} for m in markers if claim_requeue(m, now, last_before)]
+    if claimed:
+        queues.send_batch(load(ReconcileSettings).payouts_queue_url, claimed)
+        _repair("requeued", len(claimed))
+    return Counter(requeued=len(claimed), requeue_claimed_elsewhere=len(markers) - len(claimed))
+
+
 def _first_shard(now: datetime) -> int:
     """Where this run starts its walk of the outbox shards. It moves on by one shard a minute, so
     when runs keep stopping at their deadline, no shard is always the one left for later."""
@@ -112,13 +125,14 @@ def _first_shard(now: datetime) -> int:
 def reconcile_payouts(now: datetime, deadline: Deadline) -> dict[str, Any]:
     """The scheduled job: repair every unfinished payout whose marker is older than the grace period.
 
-    Work not started by ``deadline`` (shards not read, stuck payouts not looked up) is counted as
-    deferred and left to the next run; pending payouts already found are still re-enqueued."""
+    Work not started by ``deadline`` (shards not read, batches not re-enqueued, stuck payouts not
+    looked up) is counted as deferred and left to the next run."""
     settings = load(ReconcileSettings)
     grace_cutoff = now - timedelta(seconds=settings.grace_seconds)
     stuck_cutoff = now - timedelta(seconds=settings.stuck_seconds)
+    requeued_before = timestamp_text(stuck_cutoff)
     tally: Counter[str] = Counter()
-    requeue: list[dict[str, Any]] = []
+    pending: list[Item] = []
     stuck: list[tuple[str, Item]] = []
     shards = keys.outbox_shards()
     first = _first_shard(now)
@@ -144,16 +158,22 @@ def reconcile_payouts(now: datetime, deadline: Deadline) -> dict[str, Any]:
                 tally["markers_deleted"] += 1
                 _repair("marker_deleted")
             elif status is PayoutStatus.PENDING:
-                requeue.append({"payout_id": payout_id})
+                if str(marker.get("requeued_at", "")) >= requeued_before:
+                    tally["requeued_recently"] += 1
+                else:
+                    pending.append(marker)
             elif _older_than(payout.get("updated_at"), stuck_cutoff):
                 stuck.append((str(marker["sk"]), payout))
     # Oldest first, so a backlog bigger than one run is worked off in the order it built up.
+    pending.sort(key=lambda marker: str(marker["sk"]))
     stuck.sort(key=lambda entry: entry[0])
+    batches = [pending[start : start + 10] for start in range(0, len(pending), 10)]
     with ThreadPoolExecutor(max_workers=PROVIDER_CONCURRENCY) as pool:
-        tally.update(pool.map(lambda entry: _ask_provider(entry[1], deadline), stuck))
-    if requeue:
-        queues.send_batch(settings.payouts_queue_url, requeue)
-        tally["requeued"] += len(requeue)
-        _repair("requeued", len(requeue))
-    logger.info("payouts reconciled", extra={"result": dict(tally)})
-    return dict(tally)
+        requeued = pool.map(lambda batch: _requeue(batch, deadline, timestamp_text(now), requeued_before), batches)
+        looked_up = pool.map(lambda entry: _ask_provider(entry[1], deadline), stuck)
+        for counts in requeued:
+            tally.update(counts)
+        tally.update(looked_up)
+    result = {name: count for name, count in tally.items() if count}
+    logger.info("payouts reconciled", extra={"result": result})
+    return result
