@@ -103,6 +103,12 @@ class LambdaContext(LocalContext):
         super().__init__("test", 10_000)
 
 
+def context_of(resources: Resources, logical_id: str, remaining_ms: int | None = None) -> LocalContext:
+    """The context Lambda gives the function: its whole template timeout left, or ``remaining_ms``."""
+    timeout_ms = resources.functions[logical_id].timeout * 1000
+    return LocalContext(logical_id, timeout_ms if remaining_ms is None else remaining_ms)
+
+
 def load_event(name: str, **changes: Any) -> dict[str, Any]:
     """An event from events/, with top-level keys replaced."""
     event: dict[str, Any] = json.loads((EVENTS / name).read_text())

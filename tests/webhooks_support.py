@@ -20,7 +20,6 @@ from typing import Any
 from payrail.db import keys
 from payrail.webhooks.signatures import sign_jwt, sign_standard
 
-from devstack.inprocess import LocalContext
 from tests.support import Resources, load_event
 
 
@@ -151,9 +150,9 @@ class InProcess:
         return function_environment_of(self.resources, self.logical_id)
 
     def raw(self, event: dict[str, Any], remaining_ms: int | None = None) -> Any:
-        """Call the handler with the function's whole template timeout left, or ``remaining_ms``."""
-        timeout_ms = self.resources.functions[self.logical_id].timeout * 1000
-        return self.module.lambda_handler(event, LocalContext(self.logical_id, timeout_ms if remaining_ms is None else remaining_ms))
+        from tests.support import context_of
+
+        return self.module.lambda_handler(event, context_of(self.resources, self.logical_id, remaining_ms))
 
 
 @contextmanager

@@ -11,7 +11,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from payrail import queues
@@ -351,19 +352,25 @@ def _tick() -> dict:
     return load_event("scheduled_sync/scheduled.json", time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
-def test_the_schedule_fans_out_one_message_per_due_connection_and_never_twice(world: BankWorld) -> None:
-    from tests.support import LambdaContext
+def _scheduled(world: BankWorld) -> Callable[[dict], Any]:
+    """The scheduled function, called as Lambda would: with its whole timeout left."""
+    from tests.support import context_of
 
-    scheduled = world.handlers["ScheduledSyncFunction"]
-    scheduled(_tick(), LambdaContext())
+    handler = world.handlers["ScheduledSyncFunction"]
+    return lambda event: handler(event, context_of(world.resources, "ScheduledSyncFunction"))
+
+
+def test_the_schedule_fans_out_one_message_per_due_connection_and_never_twice(world: BankWorld) -> None:
+    scheduled = _scheduled(world)
+    scheduled(_tick())
     _drain(world)
     # Given two newly linked connections (due at once)
     _, _, first = _linked(world)
     _, _, second = _linked(world)
     # When the schedule fires twice
     time.sleep(1)  # the schedule's clock has whole seconds; the links are now strictly in the past
-    result = scheduled(_tick(), LambdaContext())
-    again = scheduled(_tick(), LambdaContext())
+    result = scheduled(_tick())
+    again = scheduled(_tick())
     # Then each was enqueued exactly once
     assert result["fan_out_bank_syncs"] == {"due": 2, "enqueued": 2}
     assert again["fan_out_bank_syncs"] == {"due": 0, "enqueued": 0}
@@ -376,10 +383,8 @@ def test_connections_not_claimed_by_the_deadline_stay_due_and_the_next_run_sends
     from payrail.bank.schedule import fan_out_bank_syncs
     from payrail.scheduled import Deadline
 
-    from tests.support import LambdaContext
-
-    scheduled = world.handlers["ScheduledSyncFunction"]
-    scheduled(_tick(), LambdaContext())
+    scheduled = _scheduled(world)
+    scheduled(_tick())
     _drain(world)
     # Given a newly linked connection, due at once
     _, _, connection_id = _linked(world)
@@ -390,7 +395,7 @@ def test_connections_not_claimed_by_the_deadline_stay_due_and_the_next_run_sends
     assert late == {"due": 1, "enqueued": 0, "deferred_to_next_run": 1}
     assert _drain(world) == []
     # And the next run, with time to spare, sends it
-    assert scheduled(_tick(), LambdaContext())["fan_out_bank_syncs"] == {"due": 1, "enqueued": 1}
+    assert scheduled(_tick())["fan_out_bank_syncs"] == {"due": 1, "enqueued": 1}
     assert _drain(world) == [connection_id]
 
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from payrail.observability import logger
 
-# Kept back from the invocation's time for the work a job does after its deadline (the last
-# batched send of what it found) and for the handler's own log and metric flush.
-RESERVE_SECONDS = 5.0
+# Kept back from the invocation's time for what runs past a job's deadline (a step already started
+# finishes: one AWS call may take its 5 s read timeout) and for the handler's log and metric flush.
+RESERVE_SECONDS = 10.0
 
 
 class Deadline:

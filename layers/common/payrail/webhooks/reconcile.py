@@ -107,13 +107,29 @@ def _ask_provider(payout: Item, deadline: Deadline) -> str:
 
 def _requeue(markers: list[Item], deadline: Deadline, now: str, last_before: str) -> Counter[str]:
     """Re-enqueue the pending payouts of ``markers`` (one batch) whose marker this run claims."""
-    if deadline.passed:
-        return Counter(requeue_deferred=len(markers))
-    claimed = [{"payout_id": str(m["sk"]).rsplit("#", 1)[-1]} for m in markers if claim_requeue(m, now, last_before)]
+    tally: Counter[str] = Counter()
+    claimed: list[dict[str, str]] = []
+    for marker in markers:
+        if deadline.passed:
+            tally["requeue_deferred"] += 1
+        elif claim_requeue(marker, now, last_before):
+            claimed.append({"payout_id": str(marker["sk"]).rsplit("#", 1)[-1]})
+        else:
+            tally["requeue_claimed_elsewhere"] += 1
     if claimed:
         queues.send_batch(load(ReconcileSettings).payouts_queue_url, claimed)
         _repair("requeued", len(claimed))
-    return Counter(requeued=len(claimed), requeue_claimed_elsewhere=len(markers) - len(claimed))
+        tally["requeued"] += len(claimed)
+    return tally
+
+
+def _delete_marker(marker: Item, deadline: Deadline) -> str:
+    """Remove the marker a finished payout left behind."""
+    if deadline.passed:
+        return "marker_delete_deferred"
+    delete_marker(marker)
+    _repair("marker_deleted")
+    return "markers_deleted"
 
 
 def _first_shard(now: datetime) -> int:
@@ -132,6 +148,7 @@ def reconcile_payouts(now: datetime, deadline: Deadline) -> dict[str, Any]:
     stuck_cutoff = now - timedelta(seconds=settings.stuck_seconds)
     requeued_before = timestamp_text(stuck_cutoff)
     tally: Counter[str] = Counter()
+    finished: list[Item] = []
     pending: list[Item] = []
     stuck: list[tuple[str, Item]] = []
     shards = keys.outbox_shards()
@@ -154,9 +171,7 @@ def reconcile_payouts(now: datetime, deadline: Deadline) -> dict[str, Any]:
                 continue
             status = PayoutStatus(str(payout["status"]))
             if status.terminal:
-                delete_marker(marker)
-                tally["markers_deleted"] += 1
-                _repair("marker_deleted")
+                finished.append(marker)
             elif status is PayoutStatus.PENDING:
                 if str(marker.get("requeued_at", "")) >= requeued_before:
                     tally["requeued_recently"] += 1
@@ -168,12 +183,15 @@ def reconcile_payouts(now: datetime, deadline: Deadline) -> dict[str, Any]:
     pending.sort(key=lambda marker: str(marker["sk"]))
     stuck.sort(key=lambda entry: entry[0])
     batches = [pending[start : start + 10] for start in range(0, len(pending), 10)]
+    # Reading is done; every write and lookup from here on checks the deadline before it starts.
     with ThreadPoolExecutor(max_workers=PROVIDER_CONCURRENCY) as pool:
         requeued = pool.map(lambda batch: _requeue(batch, deadline, timestamp_text(now), requeued_before), batches)
         looked_up = pool.map(lambda entry: _ask_provider(entry[1], deadline), stuck)
+        deleted = pool.map(lambda marker: _delete_marker(marker, deadline), finished)
         for counts in requeued:
             tally.update(counts)
         tally.update(looked_up)
+        tally.update(deleted)
     result = {name: count for name, count in tally.items() if count}
     logger.info("payouts reconciled", extra={"result": result})
     return result
