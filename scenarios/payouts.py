@@ -51,9 +51,13 @@ def provider_duplicates(received: list[dict[str, Any]]) -> int:
 
 
 def watch(
-    read: Callable[[], dict[str, str]], ids: set[str], timeout: float, progress: Callable[[Counter[str]], None] | None = None
+    read: Callable[[], dict[str, str]],
+    ids: set[str],
+    timeout: float,
+    progress: Callable[[Counter[str]], None] | None = None,
+    interval: float = 0.5,
 ) -> dict[str, str]:
-    """Poll until every payout in ``ids`` is final (or the time is up); the last statuses seen."""
+    """Poll every ``interval`` seconds until every payout in ``ids`` is final (or the time is up); the last statuses seen."""
     deadline = time.monotonic() + timeout
     current: dict[str, str] = {}
     while time.monotonic() < deadline:
@@ -62,5 +66,5 @@ def watch(
             progress(Counter(current.values()))
         if len(current) == len(ids) and set(current.values()) <= FINAL:
             break
-        time.sleep(0.5)
+        time.sleep(interval)
     return current
