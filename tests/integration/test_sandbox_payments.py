@@ -22,7 +22,14 @@ def sandbox(handler_of) -> Any:
     return handler_of("SandboxFunction")
 
 
+def webhooks_due_in(sandbox: Any, seconds: int) -> None:
+    """The provider emits a payout's events ``seconds`` (and twice that) after accepting it."""
+    config = {"enabled": True, "delay_seconds": seconds, "failure_rate": 0, "scheme": "standard"}
+    assert request(sandbox, "PUT", "/webhooks", config)[0] == 200
+
+
 def test_the_same_idempotency_key_yields_the_same_provider_payout(sandbox: Any) -> None:
+    webhooks_due_in(sandbox, 300)  # the payout stays "accepted" while this test reads it
     # Given a payout accepted under a key
     first = request(sandbox, "POST", "/v1/payouts", VALID_BODY, {"idempotency-key": "po_1"})
     # When the same request comes again, and then the key with another body
@@ -58,3 +65,36 @@ def test_faults_default_to_zero_are_validated_and_persist(sandbox: Any) -> None:
     status, headers, _ = request(sandbox, "POST", "/v1/payouts", VALID_BODY, {"idempotency-key": "po_2"})
     assert (status, headers["retry-after"]) == (429, "1")
     assert request(sandbox, "GET", "/v1/payouts")[2]["items"] == []
+
+
+def test_a_payout_moves_on_when_its_events_are_due_whether_or_not_a_webhook_got_through(sandbox: Any) -> None:
+    # Given two payouts, one whose events are due at once and one whose events are far off
+    webhooks_due_in(sandbox, 0)
+    due = request(sandbox, "POST", "/v1/payouts", VALID_BODY, {"idempotency-key": "po_due"})[2]
+    webhooks_due_in(sandbox, 300)
+    later = request(sandbox, "POST", "/v1/payouts", VALID_BODY, {"idempotency-key": "po_later"})[2]
+    # When they are read, with no webhook sender ever run
+    # Then the first has settled, as a provider's payout does, and the second is still accepted
+    assert request(sandbox, "GET", f"/v1/payouts/{due['id']}")[2]["status"] == "paid"
+    assert request(sandbox, "GET", f"/v1/payouts/{later['id']}")[2]["status"] == "accepted"
+
+
+def test_a_replay_schedules_the_events_a_request_that_died_after_accepting_did_not(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from payrail.sandbox import webhooks
+
+    webhooks_due_in(sandbox, 300)
+
+    def dies(payout: dict[str, Any]) -> list[str]:
+        raise RuntimeError("the invocation ended here")
+
+    # Given a first request that recorded the payout and died before scheduling its events
+    with monkeypatch.context() as patch:
+        patch.setattr(webhooks, "schedule_payout_events", dies)
+        assert request(sandbox, "POST", "/v1/payouts", VALID_BODY, {"idempotency-key": "po_died"})[0] == 500
+    # When the caller retries with the same key, twice
+    again = request(sandbox, "POST", "/v1/payouts", VALID_BODY, {"idempotency-key": "po_died"})
+    third = request(sandbox, "POST", "/v1/payouts", VALID_BODY, {"idempotency-key": "po_died"})
+    # Then the first retry scheduled the payout's two events and the second scheduled none
+    assert (again[0], third[0]) == (200, 200)
+    events = request(sandbox, "GET", f"/v1/payouts/{again[2]['id']}/events")[2]["items"]
+    assert sorted(event["type"] for event in events) == ["payout.paid", "payout.processing"]

@@ -180,6 +180,9 @@ def _accept(idempotency_key: str, request: SandboxPayoutRequest) -> tuple[int, S
         stored = existing.item or table().get(_payout_key(provider_id)) or {}
         if stored.get("fingerprint") != fingerprint:
             raise Unprocessable("This Idempotency-Key was used with a different request.") from existing
+        if not stored.get("events_scheduled"):
+            # The first request died between recording the payout and scheduling its events.
+            after_payout_accepted(_public(stored))
         return 200, _public(stored)
     payout = _public(item)
     after_payout_accepted(payout)
@@ -187,10 +190,13 @@ def _accept(idempotency_key: str, request: SandboxPayoutRequest) -> tuple[int, S
 
 
 def after_payout_accepted(payout: SandboxPayout) -> None:
-    """The one place that runs when a NEW provider payout has been accepted and recorded:
-    it schedules the payout's webhooks (payout.processing, then payout.paid or payout.failed)."""
+    """The one place that runs when a provider payout has been accepted and recorded: it schedules
+    the payout's webhooks (payout.processing, then payout.paid or payout.failed) and notes that it
+    did. A replay of the key finds no note when the first request died in between, and schedules
+    them then: a provider that accepted a payout settles it."""
     logger.info("sandbox payout accepted", extra={"provider_payout_id": payout.id})
-    webhooks.schedule_payout_events(payout.model_dump(mode="json"))
+    if webhooks.schedule_payout_events(payout.model_dump(mode="json")):
+        table().update(_payout_key(payout.id), "SET events_scheduled = :yes", values={":yes": True}, returns="NONE")
 
 
 @router.post(
@@ -225,6 +231,7 @@ def create_provider_payout(
 
 @router.get("/v1/payouts/<provider_payout_id>", summary="Sandbox provider: one payout", tags=TAGS)
 def get_provider_payout(provider_payout_id: Annotated[str, Path(max_length=64)]) -> Response[SandboxPayout]:
+    webhooks.catch_up(provider_payout_id)
     item = table().get(_payout_key(provider_payout_id))
     if item is None:
         raise NotFound("No such sandbox payout.")

@@ -26,7 +26,7 @@ import json
 import random
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import httpx
@@ -138,11 +138,17 @@ def current_config() -> SandboxWebhookConfig:
     )
 
 
+def _text(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _now_text() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return _text(datetime.now(UTC))
 
 
-def _store_event(provider_payout: dict[str, Any], event_type: str, failure_reason: str | None = None) -> str:
+def _store_event(provider_payout: dict[str, Any], event_type: str, failure_reason: str | None = None, due_in: int | None = None) -> str:
+    """Store an event; one the provider emits on its own (``due_in`` seconds from now) also moves
+    the provider's payout when that time has come, delivered or not (:func:`catch_up`)."""
     event_id = f"evt_{uuid.uuid4().hex}"
     created_at = _now_text()
     document = {
@@ -166,6 +172,7 @@ def _store_event(provider_payout: dict[str, Any], event_type: str, failure_reaso
             "body": json.dumps(document, separators=(",", ":")),
             "state": "scheduled",
             "attempts": 0,
+            **({"due_at": _text(datetime.now(UTC) + timedelta(seconds=due_in))} if due_in is not None else {}),
         },
         condition="attribute_not_exists(pk)",
     )
@@ -190,8 +197,8 @@ def schedule_payout_events(provider_payout: dict[str, Any]) -> list[str]:
     config = current_config()
     fails = random.random() < config.failure_rate
     final, reason = ("payout.failed", "sandbox: simulated failure") if fails else ("payout.paid", None)
-    processing = _store_event(provider_payout, "payout.processing")
-    terminal = _store_event(provider_payout, final, reason)
+    processing = _store_event(provider_payout, "payout.processing", due_in=config.delay_seconds)
+    terminal = _store_event(provider_payout, final, reason, due_in=2 * config.delay_seconds)
     _enqueue(processing, config.delay_seconds, advance=True)
     _enqueue(terminal, 2 * config.delay_seconds, advance=True)
     logger.info("sandbox webhooks scheduled", extra={"provider_payout_id": provider_payout["id"], "final": final})
@@ -214,16 +221,33 @@ def redeliver(event_id: str) -> None:
     _enqueue(event_id, 0, advance=False)
 
 
-def events_of(provider_payout_id: str) -> list[EmittedEvent]:
+def _event_items(provider_payout_id: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     start = None
     while True:
         page = table().query("gsi1pk = :pk", {":pk": _events_index(provider_payout_id)}, index="gsi1", start_key=start)
         items.extend(page.items)
         if not page.last_key:
-            break
+            return items
         start = page.last_key
-    return [EmittedEvent.model_validate({name: item.get(name) for name in EmittedEvent.model_fields}) for item in items]
+
+
+def events_of(provider_payout_id: str) -> list[EmittedEvent]:
+    fields = EmittedEvent.model_fields
+    return [EmittedEvent.model_validate({name: item.get(name) for name in fields}) for item in _event_items(provider_payout_id)]
+
+
+def catch_up(provider_payout_id: str) -> None:
+    """Move the provider's payout through every event it emitted on its own whose time has come.
+
+    A real provider settles a payout whether or not its webhooks get through; here the sender
+    moves the payout when it handles the event, so an event whose message never got a sender
+    (its invocations timed out until it was dead-lettered) would freeze the payout for good.
+    Reading the payout applies those events first (forward only, so applying one twice is harmless)."""
+    now = _now_text()
+    for event in _event_items(provider_payout_id):
+        if str(event.get("due_at") or "~") <= now:
+            _advance_provider_payout(event, json.loads(str(event["body"])))
 
 
 def _advance_provider_payout(event: dict[str, Any], document: dict[str, Any]) -> None:
