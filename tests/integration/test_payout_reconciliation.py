@@ -67,24 +67,28 @@ def test_a_pending_payout_past_the_grace_period_is_re_enqueued_and_a_fresh_one_i
     assert payout(world, old["id"])["status"] == "pending"
 
 
-def test_a_pending_payout_is_re_enqueued_once_per_stuck_threshold_even_by_overlapping_runs(world: dict) -> None:
-    # Given a pending payout past the grace period (its message may be waiting out a backoff)
+def test_a_pending_payout_is_re_enqueued_once_by_overlapping_runs_and_then_ever_less_often(world: dict) -> None:
+    # Given a pending payout past the grace period (its message may be waiting behind a backlog)
     item = put_payout(world["resources"], "pending", age=OLD)
     drain(world["resources"], "PayoutsQueue")
     now = datetime.now(UTC)
     with world["scheduled"].environment():
-        stuck_seconds = reconcile_module.load(reconcile_module.ReconcileSettings).stuck_seconds
-        # When four runs overlap, and a fifth follows at once
+        grace = timedelta(seconds=reconcile_module.load(reconcile_module.ReconcileSettings).grace_seconds)
+
+        def run(at: datetime) -> int:
+            reconcile_module.reconcile_payouts(at, Deadline(60))
+            return sent_payout_ids(world).count(item["id"])
+
+        # When four runs overlap
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(lambda _: reconcile_module.reconcile_payouts(now, Deadline(60)), range(4)))
-        reconcile_module.reconcile_payouts(now, Deadline(60))
-        first = sent_payout_ids(world)
-        # And one more runs a stuck threshold later
-        reconcile_module.reconcile_payouts(now + timedelta(seconds=stuck_seconds + 1), Deadline(60))
-        later = sent_payout_ids(world)
-    # Then the payout went back on the queue once, and once more only after the threshold
-    assert first.count(item["id"]) == 1
-    assert later.count(item["id"]) == 1
+        overlapping = sent_payout_ids(world).count(item["id"])
+        # Then it went back on the queue once; and after that only twice the grace period after
+        # the last time, then four times it
+        assert overlapping == 1
+        assert [run(now + grace), run(now + 2 * grace + timedelta(seconds=1))] == [0, 1]
+        since = now + 2 * grace + timedelta(seconds=1)
+        assert [run(since + 3 * grace), run(since + 4 * grace + timedelta(seconds=1))] == [0, 1]
 
 
 def sent_payout_ids(world: dict) -> list[str]:

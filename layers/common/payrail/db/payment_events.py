@@ -141,15 +141,20 @@ def payouts(payout_ids: list[str]) -> dict[str, Item]:
 
 
 def claim_requeue(marker: Item, now: str, last_before: str) -> bool:
-    """Note on ``marker`` that its payout is re-enqueued at ``now``, unless it was already re-enqueued
-    at ``last_before`` or later (by this run's predecessor or a concurrent run) or the marker is
-    gone (the payout finished): True if this caller is to send the message."""
+    """Note on ``marker`` that its payout is re-enqueued at ``now``, if the marker is still as it
+    was read (same re-enqueue count: no concurrent run got there first), it was last re-enqueued
+    before ``last_before`` and it still exists (the payout is not final): True if this caller is
+    to send the message."""
+    seen = int(marker.get("requeue_count", 0))
     try:
         table().update(
             {"pk": str(marker["pk"]), "sk": str(marker["sk"])},
-            "SET requeued_at = :now",
-            condition="attribute_exists(pk) AND (attribute_not_exists(requeued_at) OR requeued_at < :last)",
-            values={":now": now, ":last": last_before},
+            "SET requeued_at = :now, requeue_count = :next",
+            condition=(
+                "attribute_exists(pk) AND (attribute_not_exists(requeue_count) OR requeue_count = :seen)"
+                " AND (attribute_not_exists(requeued_at) OR requeued_at < :last)"
+            ),
+            values={":now": now, ":next": seen + 1, ":seen": seen, ":last": last_before},
             returns="NONE",
         )
     except ConditionFailed:

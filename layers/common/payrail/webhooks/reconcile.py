@@ -6,8 +6,9 @@ deleted with its terminal status) older than a grace period, shard by shard, and
 
 * ``pending`` (never handed to the provider): re-enqueue it to the payout worker, which submits
   with the payout id as the provider's idempotency key, so a duplicate cannot pay twice. A
-  pending payout may just be waiting out its backoff in the queue, so it is re-enqueued at most
-  once per stuck threshold (noted on its marker with a condition), never by every run;
+  pending payout's message may just be waiting behind a backlog or out a backoff, so each
+  re-enqueue waits twice as long as the one before (the grace period, then twice, four times it ... since the
+  last, noted on its marker with a condition), never every run;
 * ``submitted`` / ``processing`` with no news for longer than the stuck threshold: ask the
   provider and apply its answer through the very same exactly-once path as a webhook, with a
   synthesised event id ``reconcile:<payout>:<status>`` so it is deduplicated too;
@@ -105,14 +106,21 @@ def _ask_provider(payout: Item, deadline: Deadline) -> str:
     return f"provider_{outcome.value}"
 
 
-def _requeue(markers: list[Item], deadline: Deadline, now: str, last_before: str) -> Counter[str]:
+def requeue_due_before(marker: Item, now: datetime, grace_seconds: int) -> str:
+    """The payout of ``marker`` is re-enqueued again only if it was last re-enqueued before this
+    time: the grace period doubled for every re-enqueue so far (capped at a day)."""
+    count = int(marker.get("requeue_count", 0))
+    return timestamp_text(now - timedelta(seconds=min(grace_seconds * 2**count, 86_400)))
+
+
+def _requeue(markers: list[Item], deadline: Deadline, now: datetime, grace_seconds: int) -> Counter[str]:
     """Re-enqueue the pending payouts of ``markers`` (one batch) whose marker this run claims."""
     tally: Counter[str] = Counter()
     claimed: list[dict[str, str]] = []
     for marker in markers:
         if deadline.passed:
             tally["requeue_deferred"] += 1
-        elif claim_requeue(marker, now, last_before):
+        elif claim_requeue(marker, timestamp_text(now), requeue_due_before(marker, now, grace_seconds)):
             claimed.append({"payout_id": str(marker["sk"]).rsplit("#", 1)[-1]})
         else:
             tally["requeue_claimed_elsewhere"] += 1
@@ -146,7 +154,6 @@ def reconcile_payouts(now: datetime, deadline: Deadline) -> dict[str, Any]:
     settings = load(ReconcileSettings)
     grace_cutoff = now - timedelta(seconds=settings.grace_seconds)
     stuck_cutoff = now - timedelta(seconds=settings.stuck_seconds)
-    requeued_before = timestamp_text(stuck_cutoff)
     tally: Counter[str] = Counter()
     finished: list[Item] = []
     pending: list[Item] = []
@@ -173,7 +180,7 @@ def reconcile_payouts(now: datetime, deadline: Deadline) -> dict[str, Any]:
             if status.terminal:
                 finished.append(marker)
             elif status is PayoutStatus.PENDING:
-                if str(marker.get("requeued_at", "")) >= requeued_before:
+                if str(marker.get("requeued_at", "")) >= requeue_due_before(marker, now, settings.grace_seconds):
                     tally["requeued_recently"] += 1
                 else:
                     pending.append(marker)
@@ -185,7 +192,7 @@ def reconcile_payouts(now: datetime, deadline: Deadline) -> dict[str, Any]:
     batches = [pending[start : start + 10] for start in range(0, len(pending), 10)]
     # Reading is done; every write and lookup from here on checks the deadline before it starts.
     with ThreadPoolExecutor(max_workers=PROVIDER_CONCURRENCY) as pool:
-        requeued = pool.map(lambda batch: _requeue(batch, deadline, timestamp_text(now), requeued_before), batches)
+        requeued = pool.map(lambda batch: _requeue(batch, deadline, now, settings.grace_seconds), batches)
         looked_up = pool.map(lambda entry: _ask_provider(entry[1], deadline), stuck)
         deleted = pool.map(lambda marker: _delete_marker(marker, deadline), finished)
         for counts in requeued:
