@@ -7,8 +7,8 @@ deleted with its terminal status) older than a grace period, shard by shard, and
 * ``pending`` (never handed to the provider): re-enqueue it to the payout worker, which submits
   with the payout id as the provider's idempotency key, so a duplicate cannot pay twice. A
   pending payout's message may just be waiting behind a backlog or out a backoff, so each
-  re-enqueue waits twice as long as the one before (the grace period, then twice, four times it ... since the
-  last, noted on its marker with a condition), never every run;
+  re-enqueue waits twice as long after the last as the one before did (the grace period, then
+  twice it, four times it ...), noted on its marker with a condition; never every run;
 * ``submitted`` / ``processing`` with no news for longer than the stuck threshold: ask the
   provider and apply its answer through the very same exactly-once path as a webhook, with a
   synthesised event id ``reconcile:<payout>:<status>`` so it is deduplicated too;
@@ -29,7 +29,15 @@ from pydantic import ConfigDict, Field
 
 from payrail import queues
 from payrail.db import Item, keys
-from payrail.db.payment_events import StatusChange, claim_requeue, delete_marker, outbox_markers, payouts, timestamp_text
+from payrail.db.payment_events import (
+    StatusChange,
+    claim_requeue,
+    delete_marker,
+    marker_payout_id,
+    outbox_markers,
+    payouts,
+    timestamp_text,
+)
 from payrail.observability import CORRELATION_HEADER, correlation_id, logger, metrics
 from payrail.payouts.status import PayoutStatus
 from payrail.scheduled import Deadline
@@ -121,7 +129,7 @@ def _requeue(markers: list[Item], deadline: Deadline, now: datetime, grace_secon
         if deadline.passed:
             tally["requeue_deferred"] += 1
         elif claim_requeue(marker, timestamp_text(now), requeue_due_before(marker, now, grace_seconds)):
-            claimed.append({"payout_id": str(marker["sk"]).rsplit("#", 1)[-1]})
+            claimed.append({"payout_id": marker_payout_id(marker)})
         else:
             tally["requeue_claimed_elsewhere"] += 1
     if claimed:
@@ -167,9 +175,9 @@ def reconcile_payouts(now: datetime, deadline: Deadline) -> dict[str, Any]:
         markers = outbox_markers(shard, timestamp_text(grace_cutoff))
         if not markers:
             continue
-        found = payouts([str(m["sk"]).rsplit("#", 1)[-1] for m in markers])
+        found = payouts([marker_payout_id(m) for m in markers])
         for marker in markers:
-            payout_id = str(marker["sk"]).rsplit("#", 1)[-1]
+            payout_id = marker_payout_id(marker)
             payout = found.get(payout_id)
             tally["markers"] += 1
             if payout is None:
