@@ -7,6 +7,10 @@ from payrail.payouts.worker import PayoutRecord, handle_record
 processor = BatchProcessor(event_type=EventType.SQS, model=PayoutRecord, raise_on_entire_batch_failure=False)
 
 
+def record_handler(record: PayoutRecord, lambda_context) -> str:
+    return handle_record(record, lambda_context.get_remaining_time_in_millis() / 1000)
+
+
 @sqs_handler
 def lambda_handler(event, context):
-    return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

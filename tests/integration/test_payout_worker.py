@@ -225,6 +225,39 @@ def test_only_the_failed_record_of_a_batch_is_retried_after_a_backoff(world: Wor
     assert [json.loads(m["Body"])["payout_id"] for m in again] == [bad["id"]]
 
 
+class RunningOut(LambdaContext):
+    """An invocation whose remaining time, read once per record, is ``left_ms`` in turn."""
+
+    def __init__(self, *left_ms: int) -> None:
+        super().__init__()
+        self.left_ms = list(left_ms)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.left_ms.pop(0)
+
+
+def test_records_reached_without_the_time_to_submit_them_come_back_at_once_untouched(world: World) -> None:
+    # Given three payouts received from the queue in one batch
+    payouts = [world.create(f"late-{i}") for i in range(3)]
+    sqs = world.resources.client("sqs")
+    queue = world.resources.ref("PayoutsQueue")
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=180)["Messages"]
+    by_id = {json.loads(m["Body"])["payout_id"]: m["ReceiptHandle"] for m in messages}
+    ids = [p["id"] for p in payouts]
+    event = sqs_event(ids, receipts=[by_id[i] for i in ids])
+    # When the invocation has the time for the first only (the provider's timeout plus 2 s is needed)
+    needed_ms = int((PROVIDER_TIMEOUT + 2.0) * 1000)
+    result = world.worker(event, RunningOut(needed_ms, needed_ms - 1, 100))
+    # Then the first is submitted, and the other two fail without the provider being called
+    assert [f["itemIdentifier"] for f in result["batchItemFailures"]] == [r["messageId"] for r in event["Records"][1:]]
+    assert len(world.calls) == 1
+    assert [world.payout(i)["status"] for i in ids] == ["submitted", "pending", "pending"]
+    # And their messages are offered again now, not after the 180 s visibility timeout
+    sqs.delete_message(QueueUrl=queue, ReceiptHandle=by_id[ids[0]])
+    again = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    assert sorted(json.loads(m["Body"])["payout_id"] for m in again) == sorted(ids[1:])
+
+
 def test_the_breaker_opens_after_consecutive_failures_then_probes_once_and_closes(world: World) -> None:
     # Given a provider that fails every request, and a breaker threshold of 5
     world.faults(error_rate=1.0)

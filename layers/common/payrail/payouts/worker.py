@@ -9,6 +9,11 @@ Retries: a transient failure fails the record (partial batch response) after pus
 message's visibility out by an exponential backoff with full jitter, or by the provider's
 Retry-After when it is longer; SQS then redelivers it, and after the queue's maxReceiveCount it
 goes to the dead-letter queue. A permanent 4xx marks the payout ``failed`` and the record succeeds.
+
+Time: a record is started only while the invocation has the time to finish it (the provider
+call's timeout plus the table writes around it). A record reached later fails at once and is
+made visible again, so the next invocation takes it, instead of the invocation timing out and
+every record of the batch, finished or not, being delivered again.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from payrail.payouts.status import PayoutStatus
 from payrail.settings import load
 
 CIRCUIT_NAME = "payment-provider"
+# Beyond the provider call's own timeout: the payout read, the breaker's writes and the status update.
+TABLE_SECONDS_PER_RECORD = 2.0
 
 
 class WorkerSettings(ProviderSettings):
@@ -85,11 +92,26 @@ def _back_off(record: PayoutRecord, retry_after: int | None) -> int:
     return delay
 
 
-def handle_record(record: PayoutRecord) -> str:
-    """Process one message; raising fails only this record of the batch."""
+class NotStarted(Exception):
+    """Too little of the invocation was left to submit a payout; its message comes back at once."""
+
+
+def seconds_needed() -> float:
+    return load(WorkerSettings).provider_timeout_seconds + TABLE_SECONDS_PER_RECORD
+
+
+def handle_record(record: PayoutRecord, seconds_left: float) -> str:
+    """Process one message with ``seconds_left`` in the invocation; raising fails only this record
+    of the batch."""
     adopt_correlation_id(record.messageAttributes)
     payout_id = record.body.payout_id
     logger.append_keys(payout_id=payout_id)
+    if seconds_left < seconds_needed():
+        # Not a failure of the payout: the message is offered again now, not after a backoff.
+        queues.change_visibility(load(WorkerSettings).payouts_queue_url, record.receiptHandle, 0)
+        metrics.add_metric(name="PayoutsLeftForNextInvocation", unit=MetricUnit.Count, value=1)
+        logger.info("payout left for the next invocation", extra={"seconds_left": round(seconds_left, 1)})
+        raise NotStarted(f"not started with {seconds_left:.1f} s left")
     try:
         return submit_payout(payout_id)
     except CircuitOpen as error:
