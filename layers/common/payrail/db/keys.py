@@ -23,6 +23,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from typing import Any
 
 from payrail.db import Key
 
@@ -45,6 +47,11 @@ def outbox(payout_id: str, created_at: str) -> Key:
     re-enqueue payouts still ``pending`` and to ask the provider about stuck ones."""
     shard = int(hashlib.sha256(payout_id.encode()).hexdigest(), 16) % OUTBOX_SHARDS
     return {"pk": f"OUTBOX#{shard}", "sk": f"{created_at}#{payout_id}"}
+
+
+def outbox_payout_id(marker: Mapping[str, Any]) -> str:
+    """The payout an ``outbox`` marker stands for: the end of its sort key."""
+    return str(marker["sk"]).rsplit("#", 1)[-1]
 
 
 def outbox_shards() -> list[str]:

@@ -136,11 +136,6 @@ def outbox_markers(shard: str, older_than: str, limit: int = 100) -> list[Item]:
         start = page.last_key
 
 
-def marker_payout_id(marker: Item) -> str:
-    """The payout an unfinished-payout marker stands for (the end of its sort key, ``{created_at}#{payout_id}``)."""
-    return str(marker["sk"]).rsplit("#", 1)[-1]
-
-
 def payouts(payout_ids: list[str]) -> dict[str, Item]:
     return {str(item["id"]): item for item in table().batch_get(keys.payout(pid) for pid in payout_ids)}
 

@@ -29,15 +29,7 @@ from pydantic import ConfigDict, Field
 
 from payrail import queues
 from payrail.db import Item, keys
-from payrail.db.payment_events import (
-    StatusChange,
-    claim_requeue,
-    delete_marker,
-    marker_payout_id,
-    outbox_markers,
-    payouts,
-    timestamp_text,
-)
+from payrail.db.payment_events import StatusChange, claim_requeue, delete_marker, outbox_markers, payouts, timestamp_text
 from payrail.observability import CORRELATION_HEADER, correlation_id, logger, metrics
 from payrail.payouts.status import PayoutStatus
 from payrail.scheduled import Deadline
@@ -129,7 +121,7 @@ def _requeue(markers: list[Item], deadline: Deadline, now: datetime, grace_secon
         if deadline.passed:
             tally["requeue_deferred"] += 1
         elif claim_requeue(marker, timestamp_text(now), requeue_due_before(marker, now, grace_seconds)):
-            claimed.append({"payout_id": marker_payout_id(marker)})
+            claimed.append({"payout_id": keys.outbox_payout_id(marker)})
         else:
             tally["requeue_claimed_elsewhere"] += 1
     if claimed:
@@ -175,9 +167,9 @@ def reconcile_payouts(now: datetime, deadline: Deadline) -> dict[str, Any]:
         markers = outbox_markers(shard, timestamp_text(grace_cutoff))
         if not markers:
             continue
-        found = payouts([marker_payout_id(m) for m in markers])
+        found = payouts([keys.outbox_payout_id(m) for m in markers])
         for marker in markers:
-            payout_id = marker_payout_id(marker)
+            payout_id = keys.outbox_payout_id(marker)
             payout = found.get(payout_id)
             tally["markers"] += 1
             if payout is None:
