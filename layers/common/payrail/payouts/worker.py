@@ -11,9 +11,10 @@ Retry-After when it is longer; SQS then redelivers it, and after the queue's max
 goes to the dead-letter queue. A permanent 4xx marks the payout ``failed`` and the record succeeds.
 
 Time: a record is started only while the invocation has the time to finish it (the provider
-call's timeout plus the table writes around it). A record reached later fails at once and is
-made visible again, so the next invocation takes it, instead of the invocation timing out and
-every record of the batch, finished or not, being delivered again.
+call's timeout, the table writes around it, and a reserve for the invocation's end). A record
+reached later fails at once and is made visible again, so the next invocation takes it, instead
+of the invocation timing out and every record of the batch, finished or not, being delivered
+again.
 """
 
 from __future__ import annotations
