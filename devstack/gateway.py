@@ -188,7 +188,11 @@ Control = Callable[[str, str, bytes], HttpResponse | None]
 
 class Gateway(ThreadingHTTPServer):
     daemon_threads = True
-    allow_reuse_address = False
+    # A stopped stack's port is free again at once (no TIME_WAIT refusal between back-to-back runs),
+    # and the listen backlog holds every connection the benchmarks and chaos open at once (Python's
+    # default of 5 resets some of 64 simultaneous ones).
+    allow_reuse_address = True
+    request_queue_size = 1024
 
     def __init__(
         self, address: tuple[str, int], router: Router, invoke: Invoke, log: Callable[[str], None], control: Control | None = None
@@ -203,6 +207,10 @@ class Gateway(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: Gateway
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in one write (see _serve) and nothing waits for Nagle's algorithm:
+    # BaseHTTPRequestHandler writes them separately, and the second, small write waited for the
+    # client's delayed ACK, ~40 ms on every request from httpx.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         """One line per request is written by _serve instead."""
@@ -245,9 +253,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if "content-length" not in names:
             self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
+        # end_headers() would write the headers on their own; the body joins them in one write.
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(response.body)
+            self._headers_buffer.append(response.body)
+        self.flush_headers()
         elapsed = (time.perf_counter() - started) * 1000
         # The path only: query strings carry authorization codes, states and emails.
         self.server.log(f"{self.command} {path} -> {target} {response.status} {elapsed:.0f} ms")
