@@ -139,10 +139,17 @@ def merge_globals(global_section: Mapping[str, Any], local: Mapping[str, Any]) -
 
 
 class Template:
-    def __init__(self, path: Path, parameter_overrides: Mapping[str, str] | None = None, stack_name: str = "payrail-local") -> None:
+    def __init__(
+        self,
+        path: Path,
+        parameter_overrides: Mapping[str, str] | None = None,
+        stack_name: str = "payrail-local",
+        document: dict[str, Any] | None = None,
+    ) -> None:
+        """``path``'s template, or ``document`` (e.g. its SAM expansion) read as if it were at ``path``."""
         self.path = path.resolve()
         self.root = self.path.parent
-        self.document = load_yaml(self.path)
+        self.document = document if document is not None else load_yaml(self.path)
         self.resources: dict[str, dict[str, Any]] = self.document["Resources"]
         self.stack_name = stack_name
         self.parameters = self._parameters(parameter_overrides or {})
