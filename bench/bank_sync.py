@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "layers" / "common"), str(ROOT)]
+sys.path[:0] = [str(ROOT / "layers" / "common"), str(ROOT / "sandbox" / "layer"), str(ROOT)]
 
 import httpx  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
@@ -104,7 +104,8 @@ def main() -> int:
         from payrail.auth.tokens import issue_access_token
         from payrail.bank import provider
         from payrail.db import bank as store
-        from payrail.db import sandbox_bank
+        from payrail.settings import SignedInSettings
+        from payrail_sandbox import bank_store as sandbox_bank
 
         transport = InProcessApi(functions, {"SandboxFunction": sandbox, "BankApiFunction": handlers["BankApiFunction"]})
         provider.TRANSPORT = transport
@@ -115,7 +116,8 @@ def main() -> int:
         # Link a sandbox user through the OAuth flow, then top it up to N transactions.
         user_id, login = "bench-" + uuid.uuid4().hex[:6], f"bench-{uuid.uuid4().hex[:6]}@bank.example"
         http = httpx.Client(transport=transport, base_url=BASE)
-        auth = {"Authorization": f"Bearer {issue_access_token(user_id, 'bench')}"}
+        signed_in = SignedInSettings.model_validate(environment)
+        auth = {"Authorization": f"Bearer {issue_access_token(signed_in, user_id, 'bench')}"}
         start = http.get("/bank/connect", params={"login_hint": login}, headers=auth)
         binding = next(c for c in start.headers.get_list("set-cookie") if c.startswith("payrail_oauth=")).split(";")[0]
         callback = http.get(start.headers["location"]).headers["location"]
@@ -132,9 +134,18 @@ def main() -> int:
         def run_worker() -> tuple[dict[str, Any], float, Counter[str]]:
             counter.reset()
             bank_seconds[0] = 0.0
-            record = sqs_record(
-                {"MessageId": str(uuid.uuid4()), "ReceiptHandle": "bench", "Body": json.dumps({"connection_id": connection_id})}, queue_arn
-            )
+            message = {
+                "MessageId": str(uuid.uuid4()),
+                "ReceiptHandle": "bench",
+                "Body": json.dumps({"connection_id": connection_id}),
+                "Attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "0",
+                    "SenderId": "bench",
+                    "ApproximateFirstReceiveTimestamp": "0",
+                },
+            }
+            record = sqs_record(message, queue_arn)
             began = time.perf_counter()
             answer = handlers["BankSyncWorkerFunction"]({"Records": [record]}, LocalContext("bench", 900_000))
             elapsed = time.perf_counter() - began
@@ -143,7 +154,7 @@ def main() -> int:
             calls = counter.reset()
             connection = store.get_connection(connection_id)
             assert connection is not None
-            return dict(connection["last_sync"]), elapsed, calls
+            return dict(connection.last_sync or {}), elapsed, calls
 
         first, first_seconds, first_calls = run_worker()
         delta, delta_seconds, delta_calls = run_worker()

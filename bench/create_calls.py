@@ -98,9 +98,10 @@ def main() -> None:
         with function_environment_of(resources, "PayoutsApiFunction"):
             os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
             from payrail.auth.tokens import issue_access_token
+            from payrail.settings import SignedInSettings
 
             handler = load_function(resources, "PayoutsApiFunction").lambda_handler
-            token = issue_access_token("bench-user", "bench-session")
+            token = issue_access_token(resources.settings("PayoutsApiFunction", SignedInSettings), "bench-user", "bench-session")
             # Stay inside one rate-limit minute so "rate limited" really is over the limit.
             if time.time() % 60 > 40:
                 time.sleep(61 - time.time() % 60)

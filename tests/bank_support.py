@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from typing import Any
 
@@ -52,8 +53,9 @@ class BankWorld:
     # ---------------------------------------------------------------- the user's side
     def token(self, user_id: str) -> str:
         from payrail.auth.tokens import issue_access_token
+        from payrail.settings import SignedInSettings
 
-        return issue_access_token(user_id, "session-" + user_id)
+        return issue_access_token(self.resources.settings("BankApiFunction", SignedInSettings), user_id, "session-" + user_id)
 
     def auth(self, user_id: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(user_id)}"}
@@ -86,6 +88,13 @@ class BankWorld:
             "MessageId": message_id or str(uuid.uuid4()),
             "ReceiptHandle": "local-" + uuid.uuid4().hex,
             "Body": json.dumps({"connection_id": connection_id}),
+            # What SQS reports of every message received with AttributeNames=All.
+            "Attributes": {
+                "ApproximateReceiveCount": "1",
+                "SentTimestamp": str(int(time.time() * 1000)),
+                "SenderId": "AIDALOCAL",
+                "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000)),
+            },
             "MessageAttributes": {"correlation_id": {"DataType": "String", "StringValue": "test-" + connection_id}},
         }
         return {"Records": [sqs_record(message, f"arn:aws:sqs:us-east-1:123456789012:{self.queue_url.rsplit('/', 1)[-1]}")]}
@@ -97,9 +106,9 @@ class BankWorld:
     def connection(self, connection_id: str) -> dict[str, Any]:
         from payrail.db import bank as store
 
-        item = store.get_connection(connection_id)
-        assert item is not None
-        return item
+        connection = store.get_connection(connection_id)
+        assert connection is not None
+        return connection.model_dump()
 
     def stored_transactions(self, connection_id: str) -> list[dict[str, Any]]:
         dynamodb = self.resources.client("dynamodb")

@@ -4,7 +4,6 @@ in-process behind an httpx transport, and table inspection."""
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from typing import Any
@@ -12,7 +11,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import httpx
 
-from tests.support import EVENTS, LambdaContext, Resources, clear_caches
+from tests.support import EVENTS, LambdaContext, Resources, function_environment_of
 
 VALID_BODY: dict[str, Any] = {
     "amount": 12550,
@@ -62,23 +61,10 @@ def http_event(
 def mint_token(resources: Resources, user_id: str) -> str:
     """An access token for ``user_id`` signed with the stack's session key (what sign-in returns)."""
     from payrail.auth.tokens import issue_access_token
+    from payrail.settings import SignedInSettings
 
-    saved = dict(os.environ)
-    os.environ.update(
-        AWS_ENDPOINT_URL=resources.endpoint,
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="local",
-        AWS_SECRET_ACCESS_KEY="local",
-        SESSION_KEYS_SECRET_ARN=resources.ref("SessionSigningSecret"),
-        PUBLIC_BASE_URL="http://127.0.0.1:3000",
-    )
-    clear_caches()
-    try:
-        return issue_access_token(user_id, f"session-{user_id}")
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        clear_caches()
+    with function_environment_of(resources, "PayoutsApiFunction"):
+        return issue_access_token(resources.settings("PayoutsApiFunction", SignedInSettings), user_id, f"session-{user_id}")
 
 
 def call(handler: Any, event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:

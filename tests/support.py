@@ -13,6 +13,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from payrail.settings import Settings
+
 from devstack.functions import function_environment
 from devstack.inprocess import LocalContext, load_module
 from devstack.resources import Provisioner
@@ -62,28 +64,33 @@ class Resources:
     def environment(self, logical_id: str) -> dict[str, str]:
         return function_environment(self.functions[logical_id], self.ref(logical_id), self.endpoint)
 
+    def settings[S: Settings](self, logical_id: str, settings_class: type[S], **changes: Any) -> S:
+        """``settings_class`` as the function ``logical_id`` would read it from its template
+        environment, with ``changes`` (by field name) on top."""
+        settings = settings_class.model_validate(self.environment(logical_id))
+        return settings.model_copy(update=changes) if changes else settings
+
 
 def clear_caches() -> None:
-    """Forget settings, clients, secrets and the table handle cached by the shared package."""
+    """Forget the secrets and AWS clients cached by the shared package (a new environment may
+    point at another endpoint or name other secrets)."""
     from aws_lambda_powertools.utilities import parameters
 
     parameters.clear_caches()
-    for name in ("payrail.settings", "payrail.aws", "payrail.db"):
-        module = sys.modules.get(name)
-        if module is None:
-            continue
-        for attribute in ("load", "session", "client", "table"):
-            clear = getattr(getattr(module, attribute, None), "cache_clear", None)
-            if clear is not None:
-                clear()
+    module = sys.modules.get("payrail.aws")
+    if module is not None:
+        module.session.cache_clear()
+        module.client.cache_clear()
 
 
 @contextmanager
-def function_environment_of(resources: Resources, logical_id: str) -> Iterator[dict[str, str]]:
-    """os.environ set to exactly the function's environment for the duration."""
+def function_environment_of(resources: Resources, *logical_ids: str) -> Iterator[dict[str, str]]:
+    """os.environ set to exactly the function's environment for the duration; with several
+    functions (run together in one process), their environments merged, the first one's winning."""
     saved = dict(os.environ)
     os.environ.clear()
-    os.environ.update(resources.environment(logical_id))
+    for logical_id in reversed(logical_ids):
+        os.environ.update(resources.environment(logical_id))
     clear_caches()
     try:
         yield dict(os.environ)

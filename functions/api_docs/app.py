@@ -5,24 +5,23 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from payrail.http import api_handler, create_app, json_response, methods_by_path, unrouted
 from payrail.openapi import merged_openapi, swagger_page
-from payrail.settings import PublicUrlSettings, load
-from pydantic import Field
+from payrail.settings import DocsSettings, Once
 
 FUNCTIONS_ROOT = Path(__file__).resolve().parent.parent
 
 app = create_app()
-
-
-class DocsSettings(PublicUrlSettings):
-    # The sandbox is deployed on the dev stage only; elsewhere its routes are not documented.
-    document_sandbox: bool = Field(default=True, alias="DOCUMENT_SANDBOX")
+settings = Once(DocsSettings)
 
 
 @cache
 def document() -> dict:
-    settings = load(DocsSettings)
-    skip = set() if settings.document_sandbox else {"sandbox"}
-    return merged_openapi(FUNCTIONS_ROOT, server_url=settings.public_base_url, skip=skip)
+    extra = []
+    if settings().document_sandbox:
+        # The dev stage's sandbox, from its own layer (prod deploys neither the layer nor this branch's use).
+        from payrail_sandbox.api import resolver
+
+        extra.append(resolver())
+    return merged_openapi(FUNCTIONS_ROOT, server_url=settings().public_base_url, extra=extra)
 
 
 @app.get("/openapi.json", summary="The OpenAPI document of every route", tags=["Operations"], include_in_schema=False)

@@ -6,9 +6,11 @@ from payrail.auth import signin
 from payrail.auth.guard import SIGNED_IN, cookies_of, require_user
 from payrail.auth.oauth_state import BINDING_COOKIE, REDIRECT_PATTERN
 from payrail.http import NO_STORE, api_handler, create_app, json_response, problems, redirect, wants_json
+from payrail.settings import AuthSettings, Once
 from pydantic import BaseModel, Field
 
 app = create_app()
+settings = Once(AuthSettings)
 TAGS = ["Sign-in"]
 LIMITED = problems({429: "Too many sign-in requests from this address; see Retry-After"})
 PROVIDER_DOWN = problems({503: "The identity provider did not answer"})
@@ -25,7 +27,7 @@ def _client_address() -> str:
 def _presented(body: RefreshRequest | None) -> signin.PresentedRefresh:
     event = app.current_event
     return signin.presented_refresh(
-        event.request_context.http.method, event.headers or {}, event.cookies, body.refresh_token if body else None
+        settings(), event.request_context.http.method, event.headers or {}, event.cookies, body.refresh_token if body else None
     )
 
 
@@ -39,8 +41,8 @@ def login(
     redirect_to: Annotated[str | None, Query(max_length=512, pattern=REDIRECT_PATTERN.pattern)] = None,
     login_hint: Annotated[str | None, Query(max_length=320)] = None,
 ) -> Response[str]:
-    signin.limit(_client_address())
-    url, cookie = signin.begin_login(redirect_to, login_hint)
+    signin.limit(settings(), _client_address())
+    url, cookie = signin.begin_login(settings(), redirect_to, login_hint)
     return redirect(url, [cookie])
 
 
@@ -66,9 +68,9 @@ def callback(
     state: Annotated[str | None, Query(max_length=256)] = None,
     error: Annotated[str | None, Query(max_length=256)] = None,
 ) -> Response[signin.Tokens | str]:
-    signin.limit(_client_address())
+    signin.limit(settings(), _client_address())
     binding = cookies_of(app.current_event.cookies).get(BINDING_COOKIE)
-    tokens, redirect_to = signin.complete_login(code, state, binding, error)
+    tokens, redirect_to = signin.complete_login(settings(), code, state, binding, error)
     cookies = [signin.cleared_binding_cookie(), *signin.session_cookies(tokens)]
     if wants_json(app):
         return Response(200, "application/json", tokens, headers=NO_STORE, cookies=cookies)
@@ -91,9 +93,9 @@ def callback(
     },
 )
 def refresh(body: RefreshRequest | None = None) -> Response[signin.Tokens]:
-    signin.limit(_client_address())
+    signin.limit(settings(), _client_address())
     presented = _presented(body)
-    tokens = signin.refresh(presented.token)
+    tokens = signin.refresh(settings(), presented.token)
     return Response(
         200, "application/json", tokens, headers=NO_STORE, cookies=signin.session_cookies(tokens) if presented.from_cookie else []
     )
@@ -110,7 +112,7 @@ def refresh(body: RefreshRequest | None = None) -> Response[signin.Tokens]:
 )
 def logout(body: RefreshRequest | None = None) -> Response[str]:
     presented = _presented(body)
-    signin.logout(presented.token, None if presented.token else require_user(app))
+    signin.logout(presented.token, None if presented.token else require_user(app, settings()))
     return Response(204, "text/plain", "", cookies=signin.cleared_cookies())
 
 
@@ -122,7 +124,7 @@ def logout(body: RefreshRequest | None = None) -> Response[str]:
     responses={200: {"description": "The profile"}, **problems({404: "The user no longer exists"})},
 )
 def me() -> Response[signin.Profile]:
-    return json_response(signin.profile(require_user(app)))
+    return json_response(signin.profile(require_user(app, settings())))
 
 
 @api_handler

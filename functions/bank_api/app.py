@@ -6,11 +6,12 @@ from payrail.auth.guard import SIGNED_IN, cookies_of, require_user
 from payrail.auth.oauth_state import BINDING_COOKIE, REDIRECT_PATTERN
 from payrail.bank import linking, reading, schedule
 from payrail.bank.cookies import binding_cookie, cleared_binding_cookie
-from payrail.db import CURSOR_PATTERN
-from payrail.http import ID_PATTERN, NO_STORE, api_handler, create_app, json_response, problems, redirect, wants_json
+from payrail.http import CURSOR_PATTERN, ID_PATTERN, NO_STORE, api_handler, create_app, json_response, problems, redirect, wants_json
+from payrail.settings import BankApiSettings, Once
 from pydantic import BaseModel
 
 app = create_app()
+settings = Once(BankApiSettings)
 TAGS = ["Bank"]
 
 
@@ -30,7 +31,7 @@ def connect(
     redirect_to: Annotated[str | None, Query(max_length=512, pattern=REDIRECT_PATTERN.pattern)] = None,
     login_hint: Annotated[str | None, Query(max_length=320)] = None,
 ) -> Response[str]:
-    start = linking.connect(require_user(app), redirect_to, login_hint)
+    start = linking.connect(settings(), require_user(app, settings()), redirect_to, login_hint)
     return redirect(start.location, [binding_cookie(start.binding)])
 
 
@@ -50,7 +51,7 @@ def callback(
     error: Annotated[str | None, Query(max_length=256)] = None,
 ) -> Response[reading.Connection | str]:
     binding = cookies_of(app.current_event.cookies).get(BINDING_COOKIE)
-    linked = linking.callback(code, state, error, binding)
+    linked = linking.callback(settings(), code, state, error, binding)
     cookies = [cleared_binding_cookie()]
     if wants_json(app):
         return Response(201, "application/json", linked.connection.model_dump(), headers=NO_STORE, cookies=cookies)
@@ -68,7 +69,7 @@ def connections(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=1024, pattern=CURSOR_PATTERN)] = None,
 ) -> Response[reading.ConnectionList]:
-    return json_response(reading.list_connections(require_user(app), limit, cursor))
+    return json_response(reading.list_connections(require_user(app, settings()), limit, cursor))
 
 
 @app.post(
@@ -79,7 +80,7 @@ def connections(
     security=SIGNED_IN,
 )
 def sync_now(connection_id: Annotated[str, Path(pattern=ID_PATTERN)]) -> Response[SyncQueued]:
-    queued = schedule.request_sync(require_user(app), connection_id)
+    queued = schedule.request_sync(settings(), require_user(app, settings()), connection_id)
     return json_response(SyncQueued(connection_id=queued["connection_id"], status=queued["status"]), status=202)
 
 
@@ -95,7 +96,7 @@ def transactions(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=1024, pattern=CURSOR_PATTERN)] = None,
 ) -> Response[reading.TransactionList]:
-    return json_response(reading.list_transactions(require_user(app), connection_id, limit, cursor))
+    return json_response(reading.list_transactions(require_user(app, settings()), connection_id, limit, cursor))
 
 
 @api_handler

@@ -1,8 +1,10 @@
 from aws_lambda_powertools.event_handler import Response
 from payrail.health import HealthReport, check_dependencies
 from payrail.http import api_handler, create_app, json_response
+from payrail.settings import HealthSettings, Once
 
 app = create_app()
+settings = Once(HealthSettings)
 
 
 @app.get(
@@ -12,7 +14,7 @@ app = create_app()
     tags=["Operations"],
 )
 def health() -> Response[HealthReport]:
-    report = check_dependencies()
+    report = check_dependencies(settings())
     return json_response(report, status=200 if report.status == "ok" else 503)
 
 

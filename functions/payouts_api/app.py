@@ -3,12 +3,13 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from payrail.auth.guard import SIGNED_IN, require_user
-from payrail.db import CURSOR_PATTERN
-from payrail.http import ID_PATTERN, api_handler, create_app, json_response, problems
+from payrail.http import CURSOR_PATTERN, ID_PATTERN, api_handler, create_app, json_response, problems
 from payrail.payouts.models import IDEMPOTENCY_KEY_PATTERN, Payout, PayoutPage, PayoutRequest
 from payrail.payouts.service import create_payout, get_payout, list_payouts
+from payrail.settings import Once, PayoutsApiSettings
 
 app = create_app()
+settings = Once(PayoutsApiSettings)
 
 
 @app.post(
@@ -27,7 +28,7 @@ def post_payout(
         str, Header(alias="idempotency-key", pattern=IDEMPOTENCY_KEY_PATTERN, description="1 to 255 visible ASCII characters")
     ],
 ) -> Response[Payout]:
-    result = create_payout(require_user(app).user_id, idempotency_key, body)
+    result = create_payout(settings(), require_user(app, settings()).user_id, idempotency_key, body)
     return json_response(result.body, status=result.status_code, headers=result.headers)
 
 
@@ -36,7 +37,7 @@ def get_payouts(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=1024, pattern=CURSOR_PATTERN)] = None,
 ) -> Response[PayoutPage]:
-    return json_response(list_payouts(require_user(app).user_id, limit, cursor))
+    return json_response(list_payouts(require_user(app, settings()).user_id, limit, cursor))
 
 
 @app.get(
@@ -47,7 +48,7 @@ def get_payouts(
     security=SIGNED_IN,
 )
 def get_one_payout(payout_id: Annotated[str, Path(pattern=ID_PATTERN)]) -> Response[Payout]:
-    return json_response(get_payout(require_user(app).user_id, payout_id))
+    return json_response(get_payout(require_user(app, settings()).user_id, payout_id))
 
 
 @api_handler

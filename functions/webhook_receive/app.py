@@ -2,10 +2,12 @@ import base64
 
 from aws_lambda_powertools.event_handler import Response
 from payrail.http import api_handler, create_app, json_response, problems
+from payrail.settings import Once, WebhookReceiveSettings
 from payrail.webhooks.receive import receive_webhook
 from pydantic import BaseModel
 
 app = create_app()
+settings = Once(WebhookReceiveSettings)
 
 
 class Accepted(BaseModel):
@@ -26,7 +28,7 @@ def payment_webhook() -> Response[Accepted]:
     event = app.current_event
     # The signature covers the exact bytes sent, so the body is taken raw, never re-encoded.
     raw = base64.b64decode(event.body or "") if event.is_base64_encoded else (event.body or "").encode()
-    accepted = receive_webhook(event.headers, raw)
+    accepted = receive_webhook(settings(), event.headers, raw)
     return json_response(Accepted(id=accepted.id), status=202)
 
 

@@ -236,11 +236,8 @@ def test_no_token_string_is_ever_in_the_table_or_the_logs(
 
 def test_sealed_tokens_moved_to_another_connection_do_not_open(world: BankWorld) -> None:
     # Given tokens sealed for one connection
-    from payrail.bank.settings import TokensKeySettings
-    from payrail.settings import load
-
     tokens = ProviderTokens("sandbox-access-x", "sandbox-refresh-y", int(time.time()) + 60)
-    sealed = envelope.seal(tokens, "conn_a", load(TokensKeySettings).tokens_key_id)
+    sealed = envelope.seal(tokens, "conn_a", world.resources.ref("TokensKey"))
     # When they are opened for the right and for another connection
     opened = envelope.open_sealed(sealed, "conn_a")
     # Then only the right one opens
@@ -317,8 +314,8 @@ def test_a_lease_left_by_a_dead_worker_blocks_until_it_expires(world: BankWorld,
     assert "lease_owner" not in world.connection(connection_id)
 
 
-def test_a_message_for_a_deleted_connection_or_a_malformed_message_is_dropped(world: BankWorld) -> None:
-    # Given messages that can never succeed
+def test_a_message_for_a_deleted_connection_is_dropped_and_a_malformed_one_fails_towards_the_dlq(world: BankWorld) -> None:
+    # Given a message for a connection that no longer exists, and one whose body is not a sync request
     bad = world.sync_event("conn_does_not_exist")
     malformed = world.sync_event("x")
     malformed["Records"][0]["body"] = json.dumps({"connection_id": "../../etc"})
@@ -326,9 +323,10 @@ def test_a_message_for_a_deleted_connection_or_a_malformed_message_is_dropped(wo
     handler = world.handlers["BankSyncWorkerFunction"]
     from tests.support import LambdaContext
 
-    # Then they are not retried
+    # Then the first is done with (nothing to sync), and the poison message fails, as on every
+    # queue of the product, so that after the queue's receives it rests in the DLQ, which alarms
     assert handler(bad, LambdaContext()) == {"batchItemFailures": []}
-    assert handler(malformed, LambdaContext()) == {"batchItemFailures": []}
+    assert handler(malformed, LambdaContext()) == {"batchItemFailures": [{"itemIdentifier": malformed["Records"][0]["messageId"]}]}
 
 
 # ------------------------------------------------------------------------------ fan-out and on demand
@@ -344,12 +342,14 @@ def _drain(world: BankWorld) -> list[str]:
             sqs.delete_message(QueueUrl=world.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
-def _tick() -> dict:
-    from datetime import UTC, datetime
+def _tick(seconds_ahead: int = 0) -> dict:
+    """A scheduled event for now (EventBridge gives whole seconds), or ``seconds_ahead`` later."""
+    from datetime import UTC, datetime, timedelta
 
     from tests.support import load_event
 
-    return load_event("scheduled_sync/scheduled.json", time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    at = datetime.now(UTC) + timedelta(seconds=seconds_ahead)
+    return load_event("scheduled_sync/scheduled.json", time=at.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 def _scheduled(world: BankWorld) -> Callable[[dict], Any]:
@@ -362,7 +362,7 @@ def _scheduled(world: BankWorld) -> Callable[[dict], Any]:
 
 def test_the_schedule_fans_out_one_message_per_due_connection_and_never_twice(world: BankWorld) -> None:
     scheduled = _scheduled(world)
-    scheduled(_tick())
+    scheduled(_tick(seconds_ahead=1))  # every connection earlier tests linked, up to this very second, is claimed
     _drain(world)
     # Given two newly linked connections (due at once)
     _, _, first = _linked(world)
@@ -381,16 +381,17 @@ def test_connections_not_claimed_by_the_deadline_stay_due_and_the_next_run_sends
     from datetime import UTC, datetime
 
     from payrail.bank.schedule import fan_out_bank_syncs
-    from payrail.scheduled import Deadline
+    from payrail.clock import Deadline
+    from payrail.settings import BankSyncQueueSettings
 
     scheduled = _scheduled(world)
-    scheduled(_tick())
+    scheduled(_tick(seconds_ahead=1))  # every connection earlier tests linked, up to this very second, is claimed
     _drain(world)
     # Given a newly linked connection, due at once
     _, _, connection_id = _linked(world)
     time.sleep(1)
     # When the fan-out runs with its deadline already passed
-    late = fan_out_bank_syncs(datetime.now(UTC), Deadline(0))
+    late = fan_out_bank_syncs(datetime.now(UTC), Deadline(0), world.resources.settings("ScheduledSyncFunction", BankSyncQueueSettings))
     # Then it claimed and sent nothing, and said so
     assert late == {"due": 1, "enqueued": 0, "deferred_to_next_run": 1}
     assert _drain(world) == []

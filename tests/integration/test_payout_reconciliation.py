@@ -7,11 +7,15 @@ import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from payrail.clock import Deadline
 from payrail.db import keys
-from payrail.scheduled import RESERVE_SECONDS, Deadline
-from payrail.webhooks import reconcile as reconcile_module
+from payrail.payouts import reconciliation
+from payrail.payouts.provider import PaymentProvider
+from payrail.scheduled import RESERVE_SECONDS
+from payrail.settings import ScheduledJobsSettings
 
 from tests.support import Resources, load_event
 from tests.webhooks_support import InProcess, Recorder, drain, event_body, get_item, put_payout, sqs_event
@@ -72,16 +76,18 @@ def test_a_pending_payout_is_re_enqueued_once_by_overlapping_runs_and_then_ever_
     item = put_payout(world["resources"], "pending", age=OLD)
     drain(world["resources"], "PayoutsQueue")
     now = datetime.now(UTC)
+    settings = world["resources"].settings("ScheduledSyncFunction", ScheduledJobsSettings)
+    provider = PaymentProvider(settings)
     with world["scheduled"].environment():
-        grace = timedelta(seconds=reconcile_module.load(reconcile_module.ReconcileSettings).grace_seconds)
+        grace = timedelta(seconds=settings.grace_seconds)
 
         def run(at: datetime) -> int:
-            reconcile_module.reconcile_payouts(at, Deadline(60))
+            reconciliation.reconcile_payouts(at, Deadline(60), settings, provider)
             return sent_payout_ids(world).count(item["id"])
 
         # When four runs overlap
         with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(lambda _: reconcile_module.reconcile_payouts(now, Deadline(60)), range(4)))
+            list(pool.map(lambda _: reconciliation.reconcile_payouts(now, Deadline(60), settings, provider), range(4)))
         overlapping = sent_payout_ids(world).count(item["id"])
         # Then it went back on the queue once; and after that only twice the grace period after
         # the last time, then four times it
@@ -221,17 +227,17 @@ def test_a_backlog_longer_than_the_deadline_is_looked_up_oldest_first_until_it(
     for item in stuck:
         provider.answers[item["id"]] = (200, {"id": item["id"], "status": "paid"})
     clock = [0.0]
-    answer = reconcile_module.provider_status
 
-    def slow_provider(payout: dict, timeout: float) -> dict | None:
-        clock[0] += 10
-        return answer(payout, timeout)
+    class SlowProvider(PaymentProvider):
+        def status(self, payout: Any, timeout: float | None = None) -> dict[str, Any] | None:
+            clock[0] += 10
+            return super().status(payout, timeout)
 
-    monkeypatch.setattr(reconcile_module, "provider_status", slow_provider)
-    monkeypatch.setattr(reconcile_module, "PROVIDER_CONCURRENCY", 1)
+    settings = world["resources"].settings("ScheduledSyncFunction", ScheduledJobsSettings)
+    monkeypatch.setattr(reconciliation, "PROVIDER_CONCURRENCY", 1)
     # When reconciliation runs
     with world["scheduled"].environment():
-        result = reconcile_module.reconcile_payouts(datetime.now(UTC), Deadline(25, clock=lambda: clock[0]))
+        result = reconciliation.reconcile_payouts(datetime.now(UTC), Deadline(25, clock=lambda: clock[0]), settings, SlowProvider(settings))
     # Then the three oldest were repaired before the deadline and the other two left for the next run
     assert [payout(world, item["id"])["status"] for item in stuck] == ["paid"] * 3 + ["submitted"] * 2
     assert (result["provider_applied"], clock[0]) == (3, 30)

@@ -25,6 +25,7 @@ class World:
     resources: Resources
     api: Any
     worker: Any
+    worker_module: Any
     sandbox: Any
     bearer: str
     calls: list[httpx.Request]
@@ -40,9 +41,9 @@ class World:
     def payout(self, payout_id: str) -> dict[str, Any]:
         from payrail.db import payouts
 
-        item = payouts.get(payout_id)
-        assert item is not None
-        return item
+        payout = payouts.get(payout_id)
+        assert payout is not None
+        return payout.model_dump(mode="json")
 
     def faults(self, **rates: float) -> None:
         status, _, _ = call(self.sandbox, http_event("PUT", "/sandbox/payments/faults", body=rates, route="/sandbox/{proxy+}"))
@@ -84,10 +85,10 @@ def world(resources: Resources, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wor
         BACKOFF_CAP_SECONDS="2",
     )
     bearer = mint_token(resources, "alice")
-    with function_environment_of(resources, "PayoutWorkerFunction"):
+    with function_environment_of(resources, "PayoutWorkerFunction", "PayoutsApiFunction", "SandboxFunction"):
         api = load_function(resources, "PayoutsApiFunction").lambda_handler
         sandbox = load_function(resources, "SandboxFunction").lambda_handler
-        worker = load_function(resources, "PayoutWorkerFunction").lambda_handler
+        worker_module = load_function(resources, "PayoutWorkerFunction")
         calls: list[httpx.Request] = []
         transport = in_process_transport(sandbox)
 
@@ -96,15 +97,10 @@ def world(resources: Resources, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wor
             return transport.handle_request(request)
 
         from payrail.payouts import provider
-        from payrail.settings import load
 
-        settings = load(provider.ProviderSettings)
-        client = httpx.Client(base_url=settings.payment_provider_url, timeout=PROVIDER_TIMEOUT, transport=httpx.MockTransport(counted))
-        monkeypatch.setattr(provider, "http_client", lambda: client)
-        # The API runs here under the worker's environment, which lacks the API's own settings.
-        monkeypatch.setenv("SESSION_KEYS_SECRET_ARN", resources.ref("SessionSigningSecret"))
+        monkeypatch.setattr(provider, "TRANSPORT", httpx.MockTransport(counted))
         monkeypatch.setenv("PAYOUT_RATE_LIMIT_PER_MINUTE", "1000")
-        yield World(resources, api, worker, sandbox, bearer, calls)
+        yield World(resources, api, worker_module.lambda_handler, worker_module, sandbox, bearer, calls)
 
 
 def drain(world: World, payout_ids: list[str], deadline_seconds: float = 60) -> None:
@@ -246,10 +242,8 @@ def test_records_reached_without_the_time_to_submit_them_come_back_at_once_untou
     ids = [p["id"] for p in payouts]
     event = sqs_event(ids, receipts=[by_id[i] for i in ids])
     # When the invocation has the time for the first only (its provider timeout and margins)
-    from payrail.payouts.worker import seconds_needed
-
-    needed_ms = int(seconds_needed() * 1000)
-    result = world.worker(event, RunningOut(needed_ms, needed_ms - 1, 100))
+    needed_ms = int(world.worker_module.submitter().seconds_needed * 1000)
+    result = world.worker(event, RunningOut(needed_ms + 100, needed_ms - 1, 100))
     # Then the first is submitted, and the other two fail without the provider being called
     assert [f["itemIdentifier"] for f in result["batchItemFailures"]] == [r["messageId"] for r in event["Records"][1:]]
     assert len(world.calls) == 1
@@ -267,9 +261,8 @@ def test_the_breaker_opens_after_consecutive_failures_then_probes_once_and_close
     for _ in range(5):
         assert world.worker(sqs_event([payout["id"]]), LambdaContext())["batchItemFailures"]
     assert len(world.calls) == 5
-    from payrail.payouts.worker import breaker
-
-    assert breaker().state()["state"] == "open"
+    breaker = world.worker_module.submitter().breaker
+    assert breaker.state().state == "open"
     # When more deliveries come while it is open
     for _ in range(3):
         assert world.worker(sqs_event([payout["id"]]), LambdaContext())["batchItemFailures"]
@@ -282,16 +275,15 @@ def test_the_breaker_opens_after_consecutive_failures_then_probes_once_and_close
     # Then one probe goes through, succeeds, and the breaker closes
     assert result["batchItemFailures"] == []
     assert len(world.calls) == 6
-    assert breaker().state()["state"] == "closed"
+    assert breaker.state().state == "closed"
     assert world.payout(payout["id"])["status"] == "submitted"
 
 
 def test_after_the_cool_down_exactly_one_of_many_workers_gets_the_probe(world: World) -> None:
     # Given an open breaker whose cool-down has passed
     from payrail.db.circuit import CircuitOpen
-    from payrail.payouts.worker import breaker
 
-    circuit = breaker()
+    circuit = world.worker_module.submitter().breaker
     for _ in range(5):
         circuit.record_failure(circuit.before_call())
     time.sleep(1.1)

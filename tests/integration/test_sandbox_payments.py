@@ -80,11 +80,11 @@ def test_a_payout_moves_on_when_its_events_are_due_whether_or_not_a_webhook_got_
 
 
 def test_a_replay_schedules_the_events_a_request_that_died_after_accepting_did_not(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from payrail.sandbox import webhooks
+    from payrail_sandbox import webhooks
 
     webhooks_due_in(sandbox, 300)
 
-    def dies(payout: dict[str, Any]) -> list[str]:
+    def dies(settings: Any, payout: dict[str, Any]) -> list[str]:
         raise RuntimeError("the invocation ended here")
 
     # Given a first request that recorded the payout and died before scheduling its events

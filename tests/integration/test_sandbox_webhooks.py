@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 from payrail.db import serialize
-from payrail.sandbox.webhooks import DELIVERY_TIME_NEEDED_SECONDS
+from payrail_sandbox.settings import SandboxSettings
+from payrail_sandbox.webhooks import DELIVERY_TIME_NEEDED_SECONDS
 
 from tests.support import Resources
 from tests.webhooks_support import InProcess, Recorder, drain, get_item, http_request, secrets_of
@@ -212,14 +213,14 @@ def test_unknown_payouts_and_events_are_404(fresh: dict) -> None:
 
 
 def test_an_accepted_payout_gets_processing_then_its_final_event_on_the_delay_queue(fresh: dict) -> None:
-    from payrail.sandbox.webhooks import schedule_payout_events
+    from payrail_sandbox.webhooks import schedule_payout_events
 
     configure(fresh, enabled=True, delay_seconds=0, failure_rate=1, scheme="standard")
     provider_id = provider_payout(fresh, "po_sb_7")
     item = get_item(fresh["resources"], {"pk": f"SANDBOX#payments#PAYOUT#{provider_id}", "sk": "PAYOUT"})
 
     with fresh["sandbox"].environment():
-        event_ids = schedule_payout_events(item)
+        event_ids = schedule_payout_events(fresh["resources"].settings("SandboxFunction", SandboxSettings), item)
 
     events = json.loads(fresh["sandbox"](http_request("GET", f"/sandbox/payments/v1/payouts/{provider_id}/events"))["body"])["items"]
     assert [(e["id"], e["type"]) for e in events] == list(zip(event_ids, ["payout.processing", "payout.failed"], strict=True))
@@ -227,13 +228,13 @@ def test_an_accepted_payout_gets_processing_then_its_final_event_on_the_delay_qu
 
 
 def test_the_final_event_waits_twice_as_long_as_processing(fresh: dict) -> None:
-    from payrail.sandbox.webhooks import schedule_payout_events
+    from payrail_sandbox.webhooks import schedule_payout_events
 
     configure(fresh, enabled=True, delay_seconds=1, failure_rate=0, scheme="standard")
     provider_id = provider_payout(fresh, "po_sb_8")
     item = get_item(fresh["resources"], {"pk": f"SANDBOX#payments#PAYOUT#{provider_id}", "sk": "PAYOUT"})
     with fresh["sandbox"].environment():
-        processing, final = schedule_payout_events(item)
+        processing, final = schedule_payout_events(fresh["resources"].settings("SandboxFunction", SandboxSettings), item)
 
     assert drain(fresh["resources"], "SandboxWebhooksQueue") == []
     time.sleep(1.2)

@@ -1,12 +1,10 @@
-"""Pure pieces of the bank sync: content hashing, backoff, and refusing non-integer money."""
+"""Pure pieces of the bank sync: content hashing, summaries, and refusing non-integer money."""
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from payrail.bank.envelope import ProviderTokens
-from payrail.bank.sync import BACKOFF_BASE_SECONDS, RunState, _clean, backoff_delay, content_hash
+from payrail.bank.sync import RunState, _clean, content_hash
 
 TRANSACTION = {
     "transaction_id": "txn_1",
@@ -37,12 +35,6 @@ def test_the_content_hash_changes_with_any_content_field(change: dict) -> None:
 def test_a_transaction_whose_amount_is_not_integer_minor_units_is_refused(amount: object) -> None:
     with pytest.raises(ValueError, match="integer minor units"):
         _clean({**TRANSACTION, "amount": amount})
-
-
-@given(attempt=st.integers(min_value=0, max_value=30), cap=st.floats(min_value=0.1, max_value=60))
-def test_backoff_is_full_jitter_bounded_by_the_cap_and_the_exponential(attempt: int, cap: float) -> None:
-    delay = backoff_delay(attempt, cap)
-    assert 0 <= delay <= min(cap, BACKOFF_BASE_SECONDS * 2**attempt)
 
 
 def test_the_summary_counts_each_transaction_by_its_final_outcome() -> None:

@@ -11,13 +11,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from payrail.auth import oidc
 from payrail.errors import Unauthorized
-from payrail.settings import load
+from payrail.settings import OidcSettings
 
 ISSUER = "http://127.0.0.1:3000/sandbox/idp"
 CLIENT = "payrail-sandbox"
 NONCE = "nonce-123"
 PROVIDER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+SETTINGS = OidcSettings(issuer=ISSUER, client_id=CLIENT, client_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:x")
 
 
 class FakeProvider:
@@ -50,14 +51,9 @@ class FakeProvider:
 
 
 @pytest.fixture
-def provider(monkeypatch: pytest.MonkeyPatch) -> FakeProvider:
-    monkeypatch.setenv("OIDC_ISSUER", ISSUER)
-    monkeypatch.setenv("OIDC_CLIENT_ID", CLIENT)
-    monkeypatch.setenv("OIDC_CLIENT_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:x")
-    load.cache_clear()
+def provider() -> FakeProvider:
     oidc.provider.reset()
     yield FakeProvider()
-    load.cache_clear()
     oidc.provider.reset()
 
 
@@ -82,7 +78,7 @@ def _sign(claims: dict[str, Any], key: Any = PROVIDER_KEY, kid: str = "k1", algo
 
 
 def test_a_genuine_token_verifies(provider: FakeProvider) -> None:
-    assert oidc.verify_id_token(provider, _sign(_claims()), NONCE)["sub"] == "user-1"  # type: ignore[arg-type]
+    assert oidc.verify_id_token(SETTINGS, provider, _sign(_claims()), NONCE)["sub"] == "user-1"  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -101,13 +97,13 @@ def test_a_genuine_token_verifies(provider: FakeProvider) -> None:
 )
 def test_a_token_with_bad_claims_is_refused(provider: FakeProvider, description: str, changes: dict[str, Any]) -> None:
     with pytest.raises(Unauthorized):
-        oidc.verify_id_token(provider, _sign(_claims(**changes)), NONCE)  # type: ignore[arg-type]
+        oidc.verify_id_token(SETTINGS, provider, _sign(_claims(**changes)), NONCE)  # type: ignore[arg-type]
 
 
 def test_alg_none_is_refused(provider: FakeProvider) -> None:
     unsigned = jwt.encode(_claims(), None, algorithm="none", headers={"kid": "k1"})
     with pytest.raises(Unauthorized):
-        oidc.verify_id_token(provider, unsigned, NONCE)  # type: ignore[arg-type]
+        oidc.verify_id_token(SETTINGS, provider, unsigned, NONCE)  # type: ignore[arg-type]
 
 
 def test_an_hs256_token_signed_with_the_public_key_is_refused(provider: FakeProvider) -> None:
@@ -124,27 +120,27 @@ def test_an_hs256_token_signed_with_the_public_key_is_refused(provider: FakeProv
     signing_input = b64(json.dumps({"alg": "HS256", "kid": "k1", "typ": "JWT"}).encode()) + "." + b64(json.dumps(_claims()).encode())
     forged = signing_input + "." + b64(hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest())
     with pytest.raises(Unauthorized):
-        oidc.verify_id_token(provider, forged, NONCE)  # type: ignore[arg-type]
+        oidc.verify_id_token(SETTINGS, provider, forged, NONCE)  # type: ignore[arg-type]
 
 
 def test_a_token_signed_by_another_key_is_refused(provider: FakeProvider) -> None:
     with pytest.raises(Unauthorized):
-        oidc.verify_id_token(provider, _sign(_claims(), key=OTHER_KEY), NONCE)  # type: ignore[arg-type]
+        oidc.verify_id_token(SETTINGS, provider, _sign(_claims(), key=OTHER_KEY), NONCE)  # type: ignore[arg-type]
 
 
 def test_unknown_kids_refetch_the_jwks_at_most_once_per_cooldown(provider: FakeProvider) -> None:
-    oidc.verify_id_token(provider, _sign(_claims()), NONCE)  # type: ignore[arg-type]
+    oidc.verify_id_token(SETTINGS, provider, _sign(_claims()), NONCE)  # type: ignore[arg-type]
     assert provider.jwks_fetches == 1
     for attempt in range(5):
         with pytest.raises(Unauthorized):
-            oidc.verify_id_token(provider, _sign(_claims(), key=OTHER_KEY, kid=f"made-up-{attempt}"), NONCE)  # type: ignore[arg-type]
+            oidc.verify_id_token(SETTINGS, provider, _sign(_claims(), key=OTHER_KEY, kid=f"made-up-{attempt}"), NONCE)  # type: ignore[arg-type]
     assert provider.jwks_fetches == 1
 
 
 def test_a_rotated_key_is_found_by_one_refetch_after_the_cooldown(provider: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
-    oidc.verify_id_token(provider, _sign(_claims()), NONCE)  # type: ignore[arg-type]
+    oidc.verify_id_token(SETTINGS, provider, _sign(_claims()), NONCE)  # type: ignore[arg-type]
     new_jwk: dict[str, Any] = jwt.algorithms.RSAAlgorithm.to_jwk(OTHER_KEY.public_key(), as_dict=True)
     provider.jwks["keys"].append({**new_jwk, "kid": "k2", "alg": "RS256"})
     monkeypatch.setattr(oidc, "JWKS_REFETCH_COOLDOWN_SECONDS", 0)
-    assert oidc.verify_id_token(provider, _sign(_claims(), key=OTHER_KEY, kid="k2"), NONCE)["sub"] == "user-1"  # type: ignore[arg-type]
+    assert oidc.verify_id_token(SETTINGS, provider, _sign(_claims(), key=OTHER_KEY, kid="k2"), NONCE)["sub"] == "user-1"  # type: ignore[arg-type]
     assert provider.jwks_fetches == 2

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from payrail.domain.payout_status import PayoutStatus
 from payrail.errors import ValidationFailed
-from payrail.payouts.status import PayoutStatus
 from payrail.webhooks.events import parse_event
 
 

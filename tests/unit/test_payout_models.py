@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 from payrail.errors import ValidationFailed
 from payrail.payouts.models import MAX_AMOUNT_MINOR, PayoutRequest
 from payrail.payouts.service import check_idempotency_key
-from payrail.payouts.worker import backoff_seconds
 from pydantic import ValidationError
 
 BODY = {
@@ -51,18 +50,6 @@ def test_visible_ascii_keys_of_1_to_255_characters_are_accepted(key: str) -> Non
 def test_missing_empty_long_or_invisible_keys_are_refused(key: str | None) -> None:
     with pytest.raises(ValidationFailed):
         check_idempotency_key(key)
-
-
-@given(st.integers(min_value=1, max_value=50), st.floats(min_value=0, max_value=1, exclude_max=True))
-def test_backoff_is_at_least_one_second_and_never_above_the_cap(receive_count: int, draw: float) -> None:
-    delay = backoff_seconds(receive_count, base=2, cap=300, draw=lambda: draw)
-    assert 1 <= delay <= 300
-
-
-def test_backoff_ceiling_doubles_per_receive_and_retry_after_is_a_floor() -> None:
-    assert [backoff_seconds(n, base=2, cap=300, draw=lambda: 0.999) for n in (1, 2, 3, 4, 9)] == [2, 4, 8, 16, 300]
-    assert backoff_seconds(1, base=2, cap=300, retry_after=30, draw=lambda: 0.5) == 30
-    assert backoff_seconds(8, base=2, cap=300, retry_after=1, draw=lambda: 0.5) == 128
 
 
 def _plain_text(value: str) -> bool:

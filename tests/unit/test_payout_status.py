@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
-from payrail.payouts.status import PayoutStatus, can_move, sources_of, transition_condition
+from payrail.db.payouts import transition_condition
+from payrail.domain.payout_status import PayoutStatus, can_move, sources_of
 
 statuses = st.sampled_from(list(PayoutStatus))
 

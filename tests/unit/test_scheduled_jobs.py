@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from payrail.scheduled import RESERVE_SECONDS, Deadline, JobsFailed, run_jobs
+from payrail.clock import Deadline
+from payrail.scheduled import RESERVE_SECONDS, JobsFailed, run_jobs
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

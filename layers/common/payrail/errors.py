@@ -77,3 +77,21 @@ class DependencyFailure(PayrailError):
     slug = "dependency-unavailable"
     title = "A dependency is unavailable"
     retryable = True
+
+
+class RetryLater(PayrailError):
+    """The work cannot be done now and should be tried again in ``seconds`` (0: at once).
+
+    A queue consumer turns it into a visibility change of the record, so the message comes back
+    then (not after the queue's whole visibility timeout). ``quiet`` is for the expected cases
+    (another run holds the item, the invocation is nearly out of time): logged at info, not as a
+    warning."""
+
+    status = 503
+    slug = "retry-later"
+    title = "Try again later"
+
+    def __init__(self, detail: str, seconds: float, quiet: bool = False) -> None:
+        super().__init__(detail)
+        self.seconds = max(0, min(43_200, int(seconds)))
+        self.quiet = quiet

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from payrail.db import table
+from payrail.db import table_status
 from payrail.errors import DependencyFailure
 from payrail.queues import queue_depth
-from payrail.settings import TableSettings, load
-
-
-class HealthSettings(TableSettings):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    queue_urls: str = Field(default="", alias="QUEUE_URLS")
-
-    @property
-    def queues(self) -> list[str]:
-        return [url for url in self.queue_urls.split(",") if url]
+from payrail.settings import HealthSettings
 
 
 class HealthReport(BaseModel):
@@ -26,11 +17,10 @@ class HealthReport(BaseModel):
     checks: dict[str, str] = Field(description="Each dependency and what it answered: ok, or why not")
 
 
-def check_dependencies() -> HealthReport:
-    settings = load(HealthSettings)
+def check_dependencies(settings: HealthSettings) -> HealthReport:
     checks: dict[str, str] = {}
     try:
-        status = table().describe().get("TableStatus", "UNKNOWN")
+        status = table_status()
         checks["table"] = "ok" if status == "ACTIVE" else f"table is {status}"
     except DependencyFailure as error:
         checks["table"] = error.detail

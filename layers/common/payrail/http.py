@@ -42,6 +42,9 @@ NO_STORE = {"Cache-Control": "no-store"}
 # What an id in a path or query looks like (payouts' po_..., connections' conn_...): anything else
 # is refused as invalid before any lookup.
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# A list's cursor is unpadded base64url (payrail.db.encode_cursor), so anything else is refused
+# before it is decoded.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
 
 
 class FieldError(BaseModel):

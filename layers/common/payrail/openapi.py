@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,20 +52,16 @@ def _merge_into(target: dict[str, Any], addition: dict[str, Any], what: str) -> 
         target[name] = value
 
 
-def merged_openapi(functions_root: Path, server_url: str | None = None, skip: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
-    """The OpenAPI document of every ``functions_root/<name>/app.py`` but the ``skip`` ones."""
+def merged_openapi(functions_root: Path, server_url: str | None = None, extra: Sequence[APIGatewayHttpResolver] = ()) -> dict[str, Any]:
+    """The OpenAPI document of every ``functions_root/<name>/app.py`` and of the ``extra`` resolvers."""
     # Imported here, on the first request for the document: the guard is heavy for a cold start.
     from payrail.auth.guard import SECURITY_SCHEMES
 
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
     security_schemes: dict[str, Any] = {}
-    for app_file in sorted(functions_root.glob("*/app.py")):
-        if app_file.parent.name in skip:
-            continue
-        resolver = _load_resolver(app_file)
-        if resolver is None:
-            continue
+    resolvers = [resolver for app_file in sorted(functions_root.glob("*/app.py")) if (resolver := _load_resolver(app_file))]
+    for resolver in [*resolvers, *extra]:
         document = resolver.get_openapi_schema(title=TITLE, version=VERSION, security_schemes=SECURITY_SCHEMES).model_dump(
             mode="json", by_alias=True, exclude_none=True
         )

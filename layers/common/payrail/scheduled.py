@@ -9,35 +9,18 @@ afterwards so the failure is visible (Lambda retries the asynchronous invocation
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from payrail.observability import logger
+from payrail.clock import Deadline
+from payrail.observability import logger, metrics, new_correlation_id, sane_correlation_id, set_correlation_id, tracer
 
 # Kept back from the invocation's time for what runs past a job's deadline (a step already started
 # finishes: one AWS call may take its 5 s read timeout) and for the handler's log and metric flush.
 RESERVE_SECONDS = 10.0
-
-
-class Deadline:
-    """A moment on the monotonic clock after which a job starts no new work."""
-
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._at = clock() + seconds
-
-    def remaining(self) -> float:
-        return max(0.0, self._at - self._clock())
-
-    @property
-    def passed(self) -> bool:
-        return self._clock() >= self._at
-
-    def share(self, parts: int) -> Deadline:
-        """An equal part of the time left, for the first of ``parts`` jobs that run in turn."""
-        return Deadline(self.remaining() / max(parts, 1), self._clock)
 
 
 Job = Callable[[datetime, Deadline], dict[str, Any]]
@@ -66,3 +49,19 @@ def run_jobs(jobs: Sequence[Job], now: datetime, seconds_left: float, clock: Cal
     if failed:
         raise JobsFailed(f"jobs failed: {', '.join(failed)}")
     return results
+
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+def scheduled_handler(handler: Handler) -> Handler:
+    """Logger, metrics and tracer around an EventBridge-scheduled handler; the event id is the correlation id."""
+
+    @functools.wraps(handler)
+    def with_correlation_id(event: dict[str, Any], context: Any) -> Any:
+        set_correlation_id(sane_correlation_id(event.get("id")) or new_correlation_id())
+        return handler(event, context)
+
+    decorated = tracer.capture_lambda_handler(with_correlation_id)
+    decorated = metrics.log_metrics(decorated, capture_cold_start_metric=True)
+    return logger.inject_lambda_context(decorated, clear_state=True)

@@ -1,31 +1,50 @@
-"""Typed settings, read once per function from its environment.
+"""Every function's settings: one model per function, composed of small shared pieces.
 
-Each function composes its own settings class from the small pieces below and reads it
-with :func:`load`, which caches the result; tests set environment variables and call
-``load.cache_clear()``.
+Each environment variable is declared once, in the piece that owns it; a function's model lists
+the pieces its template environment gives it. A function reads its model once, at its first
+invocation (its cold start), through a :class:`Once` at the top of its ``app.py``, and passes
+the model (or the piece a use case needs) down; nothing below the handlers reads the
+environment. Tests build these models directly.
+
+Plain pydantic validating ``os.environ`` is all a function needs; pydantic-settings would add
+dotenv files and nested sources, and about 80 ms to every cold start.
 """
 
 from __future__ import annotations
 
 import os
-from functools import cache
+import threading
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
 class Settings(BaseModel):
-    """A settings piece: fields name their environment variables by alias.
+    """A settings piece: fields name their environment variables by alias."""
 
-    Plain pydantic validating ``os.environ`` once is all a function needs; pydantic-settings
-    would add dotenv files and nested sources, and about 80 ms to every cold start."""
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class StageSettings(Settings):
-    stage: str = Field(default="dev", alias="STAGE")
+    @classmethod
+    def from_environment(cls) -> Settings:
+        return cls.model_validate(dict(os.environ))
 
 
+class Once[S: Settings]:
+    """A function's settings, validated from its environment the first time they are asked for."""
+
+    def __init__(self, settings_class: type[S]) -> None:
+        self.settings_class = settings_class
+        self._value: S | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> S:
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self.settings_class.model_validate(dict(os.environ))
+        return self._value
+
+
+# -------------------------------------------------------------------- shared pieces
 class TableSettings(Settings):
     table_name: str = Field(alias="TABLE_NAME", min_length=1)
 
@@ -34,7 +53,130 @@ class PublicUrlSettings(Settings):
     public_base_url: str = Field(default="http://127.0.0.1:3000", alias="PUBLIC_BASE_URL")
 
 
-@cache
-def load[S: BaseModel](settings_class: type[S]) -> S:
-    """The settings of ``settings_class`` from the environment, read once."""
-    return settings_class.model_validate(dict(os.environ))
+class SignedInSettings(PublicUrlSettings):
+    """What every route behind the sign-in guard needs: the keys that sign access tokens, and the
+    origins allowed to use the session cookie for a write."""
+
+    session_keys_secret_arn: str = Field(alias="SESSION_KEYS_SECRET_ARN", min_length=1)
+    allowed_origins: str = Field(default="", alias="ALLOWED_ORIGINS")
+
+    @property
+    def origins(self) -> frozenset[str]:
+        configured = {origin.strip().rstrip("/") for origin in self.allowed_origins.split(",") if origin.strip()}
+        return frozenset(configured | {self.public_base_url.rstrip("/")})
+
+
+class PayoutsQueueSettings(Settings):
+    payouts_queue_url: str = Field(alias="PAYOUTS_QUEUE_URL", min_length=1)
+
+
+class ProviderSettings(Settings):
+    """The payment provider's API."""
+
+    payment_provider_url: str = Field(alias="PAYMENT_PROVIDER_URL", min_length=1)
+    provider_timeout_seconds: float = Field(alias="PROVIDER_TIMEOUT_SECONDS", default=3.0, gt=0)
+
+
+class WebhookSecretSettings(Settings):
+    """The secrets payment webhooks are signed with (HMAC secrets and JWT keys)."""
+
+    webhook_secrets_arn: str = Field(alias="WEBHOOK_SECRETS_ARN", min_length=1)
+    webhook_jwt_keys_arn: str = Field(alias="WEBHOOK_JWT_KEYS_ARN", min_length=1)
+
+
+class BankProviderSettings(PublicUrlSettings):
+    """Where the bank's OAuth and transactions API live and who we are to it."""
+
+    bank_base_url: str = Field(alias="BANK_BASE_URL", min_length=1)
+    bank_client_id: str = Field(default="payrail", alias="BANK_CLIENT_ID", min_length=1)
+    bank_timeout_seconds: float = Field(default=10.0, alias="BANK_TIMEOUT_SECONDS", gt=0)
+
+    @property
+    def redirect_uri(self) -> str:
+        return self.public_base_url.rstrip("/") + "/bank/callback"
+
+
+class TokensKeySettings(Settings):
+    tokens_key_id: str = Field(alias="TOKENS_KEY_ID", min_length=1)
+
+
+class BankSyncQueueSettings(Settings):
+    bank_sync_queue_url: str = Field(alias="BANK_SYNC_QUEUE_URL", min_length=1)
+    bank_sync_interval_seconds: int = Field(default=3600, alias="BANK_SYNC_INTERVAL_SECONDS", ge=60)
+
+
+class OidcSettings(PublicUrlSettings):
+    issuer: str = Field(alias="OIDC_ISSUER", min_length=1)
+    client_id: str = Field(alias="OIDC_CLIENT_ID", min_length=1)
+    client_secret_arn: str = Field(alias="OIDC_CLIENT_SECRET_ARN", min_length=1)
+
+    @property
+    def redirect_uri(self) -> str:
+        return self.public_base_url.rstrip("/") + "/auth/callback"
+
+
+class BreakerSettings(Settings):
+    breaker_failure_threshold: int = Field(alias="BREAKER_FAILURE_THRESHOLD", default=5, ge=1)
+    breaker_cooldown_seconds: float = Field(alias="BREAKER_COOLDOWN_SECONDS", default=15, gt=0)
+
+
+class BackoffSettings(Settings):
+    backoff_base_seconds: float = Field(alias="BACKOFF_BASE_SECONDS", default=2, gt=0)
+    backoff_cap_seconds: int = Field(alias="BACKOFF_CAP_SECONDS", default=300, ge=1)
+
+
+class ReconcileSettings(PayoutsQueueSettings, ProviderSettings):
+    grace_seconds: int = Field(default=120, alias="RECONCILE_GRACE_SECONDS", ge=0)
+    stuck_seconds: int = Field(default=600, alias="RECONCILE_STUCK_SECONDS", ge=0)
+
+
+class BankSyncSettings(BankProviderSettings, TokensKeySettings):
+    page_size: int = Field(default=100, alias="BANK_SYNC_PAGE_SIZE", ge=1, le=500)
+    max_rate_limit_waits: int = Field(default=3, alias="BANK_SYNC_MAX_RATE_LIMIT_WAITS", ge=0)
+    max_wait_seconds: int = Field(default=20, alias="BANK_SYNC_MAX_WAIT_SECONDS", ge=0)
+
+
+# -------------------------------------------------------------------- one model per function
+class HealthSettings(TableSettings):
+    queue_urls: str = Field(default="", alias="QUEUE_URLS")
+
+    @property
+    def queues(self) -> list[str]:
+        return [url for url in self.queue_urls.split(",") if url]
+
+
+class DocsSettings(PublicUrlSettings):
+    # The sandbox is deployed on the dev stage only; elsewhere its routes are not documented.
+    document_sandbox: bool = Field(default=False, alias="DOCUMENT_SANDBOX")
+
+
+class AuthSettings(TableSettings, SignedInSettings, OidcSettings):
+    auth_rate_limit_per_minute: int = Field(default=60, alias="AUTH_RATE_LIMIT_PER_MINUTE", ge=1)
+
+
+class PayoutsApiSettings(TableSettings, SignedInSettings, PayoutsQueueSettings):
+    rate_limit_per_minute: int = Field(alias="PAYOUT_RATE_LIMIT_PER_MINUTE", default=60, ge=1)
+
+
+class PayoutWorkerSettings(TableSettings, PayoutsQueueSettings, ProviderSettings, BreakerSettings, BackoffSettings):
+    pass
+
+
+class WebhookReceiveSettings(WebhookSecretSettings):
+    payment_events_queue_url: str = Field(alias="PAYMENT_EVENTS_QUEUE_URL", min_length=1)
+
+
+class PaymentEventsWorkerSettings(TableSettings):
+    pass
+
+
+class ScheduledJobsSettings(TableSettings, ReconcileSettings, BankSyncQueueSettings):
+    pass
+
+
+class BankApiSettings(TableSettings, SignedInSettings, BankProviderSettings, TokensKeySettings, BankSyncQueueSettings):
+    pass
+
+
+class BankSyncWorkerSettings(TableSettings, BankSyncSettings, BankSyncQueueSettings):
+    pass

@@ -11,12 +11,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
-from pydantic import ConfigDict, Field
 
 from payrail.auth.tokens import Principal, verify_access_token
 from payrail.errors import Forbidden, Unauthorized
 from payrail.observability import logger
-from payrail.settings import PublicUrlSettings, load
+from payrail.settings import SignedInSettings
 
 ACCESS_COOKIE = "payrail_access"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -29,16 +28,6 @@ SECURITY_SCHEMES: dict[str, Any] = {
 SIGNED_IN: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"sessionCookie": []}]
 
 
-class OriginSettings(PublicUrlSettings):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    allowed_origins: str = Field(default="", alias="ALLOWED_ORIGINS")
-
-    @property
-    def origins(self) -> frozenset[str]:
-        configured = {origin.strip().rstrip("/") for origin in self.allowed_origins.split(",") if origin.strip()}
-        return frozenset(configured | {self.public_base_url.rstrip("/")})
-
-
 def cookies_of(cookie_list: list[str] | None) -> dict[str, str]:
     """API Gateway's ``cookies`` list (``name=value`` strings) as a dict; the first of a name wins."""
     jar: dict[str, str] = {}
@@ -49,32 +38,32 @@ def cookies_of(cookie_list: list[str] | None) -> dict[str, str]:
     return jar
 
 
-def authenticate(method: str, headers: Mapping[str, str], cookie_list: list[str] | None) -> Principal:
+def authenticate(settings: SignedInSettings, method: str, headers: Mapping[str, str], cookie_list: list[str] | None) -> Principal:
     authorization = headers.get("authorization", "")
     if authorization:
         scheme, _, bearer = authorization.partition(" ")
         if scheme.lower() != "bearer" or not bearer.strip():
             raise Unauthorized("Use the Bearer scheme.")
-        return verify_access_token(bearer.strip())
+        return verify_access_token(settings, bearer.strip())
     token = cookies_of(cookie_list).get(ACCESS_COOKIE)
     if not token:
         raise Unauthorized("Sign in first: no access token was presented.")
-    check_origin(method, headers)
-    return verify_access_token(token)
+    check_origin(settings, method, headers)
+    return verify_access_token(settings, token)
 
 
-def check_origin(method: str, headers: Mapping[str, str]) -> None:
+def check_origin(settings: SignedInSettings, method: str, headers: Mapping[str, str]) -> None:
     """A state-changing request that relies on a cookie must come from an allowed Origin (CSRF)."""
     if method.upper() in SAFE_METHODS:
         return
     origin = headers.get("origin", "").rstrip("/")
-    if origin not in load(OriginSettings).origins:
+    if origin not in settings.origins:
         raise Forbidden("This request's Origin is not allowed to use the session cookie.")
 
 
-def require_user(app: APIGatewayHttpResolver) -> Principal:
+def require_user(app: APIGatewayHttpResolver, settings: SignedInSettings) -> Principal:
     """The signed-in principal of the resolver's current request, or a 401/403 problem."""
     event = app.current_event
-    principal = authenticate(event.request_context.http.method, event.headers or {}, event.cookies)
+    principal = authenticate(settings, event.request_context.http.method, event.headers or {}, event.cookies)
     logger.append_keys(user_id=principal.user_id)
     return principal

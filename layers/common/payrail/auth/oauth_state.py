@@ -1,13 +1,12 @@
 """One OAuth authorization attempt: ``state``, ``nonce`` and a PKCE (S256) verifier, stored server
-side with a short TTL, bound to the browser that started it, and consumed exactly once.
+side with a short TTL (``payrail.db.oauth_states``), bound to the browser that started it, and
+consumed exactly once.
 
 Used by sign-in (``/auth/login`` → ``/auth/callback``) and bank linking (``/bank/connect`` →
 ``/bank/callback``); ``purpose`` keeps one flow's state from being replayed into the other.
 
 The browser binding: the start of a flow sets an HttpOnly cookie with a random value whose hash
-is stored in the state record; the callback must present the same cookie. The record is
-consumed with a conditional delete, so of two concurrent callbacks with the same state exactly
-one wins, and an expired record (TTL deletion lags) fails the condition too.
+is stored in the state record; the callback must present the same cookie.
 """
 
 from __future__ import annotations
@@ -19,7 +18,8 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from payrail.db import ConditionFailed, table
+from payrail.db import oauth_states
+from payrail.db.oauth_states import StoredAttempt
 from payrail.errors import ValidationFailed
 
 STATE_TTL_SECONDS = 600
@@ -71,25 +71,20 @@ class ConsumedState:
     user_id: str | None
 
 
-def _key(state: str) -> dict[str, str]:
-    return {"pk": f"OAUTHSTATE#{_digest(state)}", "sk": "STATE"}
-
-
 def begin(purpose: str, redirect_to: str, user_id: str | None = None, now: float | None = None) -> Attempt:
     """Create and store a new attempt (only a digest of ``state`` is used as the key)."""
     now = now if now is not None else time.time()
     state, nonce, verifier, binding = (secrets.token_urlsafe(32) for _ in range(4))
-    item = {
-        **_key(state),
-        "purpose": purpose,
-        "nonce": nonce,
-        "code_verifier": verifier,
-        "redirect_to": redirect_to,
-        "binding": _digest(binding),
-        "user_id": user_id,
-        "expires_at": int(now) + STATE_TTL_SECONDS,
-    }
-    table().put(item, condition="attribute_not_exists(pk)")
+    stored = StoredAttempt(
+        purpose=purpose,
+        nonce=nonce,
+        code_verifier=verifier,
+        redirect_to=redirect_to,
+        binding=_digest(binding),
+        user_id=user_id,
+        expires_at=int(now) + STATE_TTL_SECONDS,
+    )
+    oauth_states.save(_digest(state), stored)
     return Attempt(state=state, nonce=nonce, code_challenge=pkce_challenge(verifier), binding=binding)
 
 
@@ -101,15 +96,7 @@ def consume(purpose: str, state: str | None, binding: str | None, now: float | N
     if not binding:
         raise ValidationFailed("The sign-in attempt's cookie is missing; start again from the beginning.")
     now = now if now is not None else time.time()
-    try:
-        item = table().delete(
-            _key(state),
-            condition="attribute_exists(pk) AND binding = :binding AND purpose = :purpose AND expires_at > :now",
-            values={":binding": _digest(binding), ":purpose": purpose, ":now": int(now)},
-        )
-    except ConditionFailed as error:
-        raise ValidationFailed("The sign-in attempt is unknown, expired, already used, or from another browser.") from error
-    assert item is not None
-    return ConsumedState(
-        nonce=item["nonce"], code_verifier=item["code_verifier"], redirect_to=item["redirect_to"], user_id=item.get("user_id")
-    )
+    stored = oauth_states.consume(_digest(state), purpose, _digest(binding), int(now))
+    if stored is None:
+        raise ValidationFailed("The sign-in attempt is unknown, expired, already used, or from another browser.")
+    return ConsumedState(nonce=stored.nonce, code_verifier=stored.code_verifier, redirect_to=stored.redirect_to, user_id=stored.user_id)

@@ -13,10 +13,9 @@ from typing import Any
 import httpx
 import jwt
 from aws_lambda_powertools.utilities import parameters
-from pydantic import ConfigDict, Field
 
 from payrail.errors import DependencyFailure, Unauthorized
-from payrail.settings import PublicUrlSettings, load
+from payrail.settings import OidcSettings
 
 ALGORITHMS = ["RS256"]  # pinned: never "none", never HS256 (which would accept the public key as a secret)
 LEEWAY_SECONDS = 60
@@ -25,21 +24,6 @@ DISCOVERY_MAX_AGE_SECONDS = 3600
 HTTP_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 # Google documents both spellings of its issuer in ID tokens.
 _ISSUER_ALIASES = {"https://accounts.google.com": {"https://accounts.google.com", "accounts.google.com"}}
-
-
-class OidcSettings(PublicUrlSettings):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    issuer: str = Field(alias="OIDC_ISSUER", min_length=1)
-    client_id: str = Field(alias="OIDC_CLIENT_ID", min_length=1)
-    client_secret_arn: str = Field(alias="OIDC_CLIENT_SECRET_ARN", min_length=1)
-
-    @property
-    def redirect_uri(self) -> str:
-        return self.public_base_url.rstrip("/") + "/auth/callback"
-
-
-def settings() -> OidcSettings:
-    return load(OidcSettings)
 
 
 class _ProviderCache:
@@ -56,10 +40,10 @@ class _ProviderCache:
         self._keys: dict[str, Any] = {}
         self._keys_at = float("-inf")
 
-    def discovery(self, client: httpx.Client) -> dict[str, Any]:
+    def discovery(self, client: httpx.Client, issuer: str) -> dict[str, Any]:
         with self._lock:
             if self._discovery is None or time.monotonic() - self._discovery_at > DISCOVERY_MAX_AGE_SECONDS:
-                url = settings().issuer.rstrip("/") + "/.well-known/openid-configuration"
+                url = issuer.rstrip("/") + "/.well-known/openid-configuration"
                 self._discovery = _get_json(client, url)
                 self._discovery_at = time.monotonic()
             return self._discovery
@@ -93,12 +77,14 @@ def _get_json(client: httpx.Client, url: str) -> dict[str, Any]:
         raise DependencyFailure(f"The identity provider did not answer {url}.") from error
 
 
-def authorization_url(client: httpx.Client, state: str, nonce: str, code_challenge: str, login_hint: str | None) -> str:
-    endpoint = provider.discovery(client)["authorization_endpoint"]
+def authorization_url(
+    settings: OidcSettings, client: httpx.Client, state: str, nonce: str, code_challenge: str, login_hint: str | None
+) -> str:
+    endpoint = provider.discovery(client, settings.issuer)["authorization_endpoint"]
     query = {
         "response_type": "code",
-        "client_id": settings().client_id,
-        "redirect_uri": settings().redirect_uri,
+        "client_id": settings.client_id,
+        "redirect_uri": settings.redirect_uri,
         "scope": "openid email profile",
         "state": state,
         "nonce": nonce,
@@ -110,16 +96,16 @@ def authorization_url(client: httpx.Client, state: str, nonce: str, code_challen
     return str(httpx.URL(endpoint, params=query))
 
 
-def exchange_code(client: httpx.Client, code: str, code_verifier: str) -> str:
+def exchange_code(settings: OidcSettings, client: httpx.Client, code: str, code_verifier: str) -> str:
     """The ID token for an authorization code; Unauthorized when the provider refuses it."""
-    token_endpoint = provider.discovery(client)["token_endpoint"]
+    token_endpoint = provider.discovery(client, settings.issuer)["token_endpoint"]
     form = {
         "grant_type": "authorization_code",
         "code": code,
         "code_verifier": code_verifier,
-        "redirect_uri": settings().redirect_uri,
-        "client_id": settings().client_id,
-        "client_secret": str(parameters.get_secret(settings().client_secret_arn, max_age=300)),
+        "redirect_uri": settings.redirect_uri,
+        "client_id": settings.client_id,
+        "client_secret": str(parameters.get_secret(settings.client_secret_arn, max_age=300)),
     }
     try:
         response = client.post(token_endpoint, data=form, timeout=HTTP_TIMEOUT, headers={"Accept": "application/json"})
@@ -135,7 +121,7 @@ def exchange_code(client: httpx.Client, code: str, code_verifier: str) -> str:
     return id_token
 
 
-def verify_id_token(client: httpx.Client, id_token: str, nonce: str) -> dict[str, Any]:
+def verify_id_token(settings: OidcSettings, client: httpx.Client, id_token: str, nonce: str) -> dict[str, Any]:
     """The claims of a valid ID token: signature by ``kid`` from the provider's JWKS with pinned
     algorithms, ``iss``, ``aud``, ``azp``, ``exp``, ``iat`` (small leeway) and ``nonce``."""
     try:
@@ -144,9 +130,9 @@ def verify_id_token(client: httpx.Client, id_token: str, nonce: str) -> dict[str
         raise Unauthorized("The ID token is malformed.") from error
     if header.get("alg") not in ALGORITHMS:
         raise Unauthorized("The ID token's algorithm is not accepted.")
-    provider.discovery(client)
+    provider.discovery(client, settings.issuer)
     key = provider.key(client, str(header.get("kid")))
-    expected = settings()
+    expected = settings
     try:
         claims: dict[str, Any] = jwt.decode(
             id_token,

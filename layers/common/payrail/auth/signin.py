@@ -5,29 +5,24 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cache
 
 import httpx
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from payrail import clock
 from payrail.auth import oauth_state, oidc
 from payrail.auth.guard import ACCESS_COOKIE, check_origin, cookies_of
 from payrail.auth.tokens import ACCESS_TOKEN_SECONDS, Principal, issue_access_token
 from payrail.db import ratelimit, sessions
 from payrail.errors import NotFound, Unauthorized, ValidationFailed
 from payrail.observability import logger, metrics
-from payrail.settings import Settings, load
+from payrail.settings import AuthSettings
 
 REFRESH_COOKIE = "payrail_refresh"
 SIGNIN = "signin"
-
-
-class AuthLimits(Settings):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    per_minute: int = Field(default=60, alias="AUTH_RATE_LIMIT_PER_MINUTE", ge=1)
 
 
 class Tokens(BaseModel):
@@ -48,20 +43,22 @@ def _http() -> httpx.Client:
     return httpx.Client(follow_redirects=False)
 
 
-def limit(client_address: str) -> None:
+def limit(settings: AuthSettings, client_address: str) -> None:
     """Rate-limit the auth endpoints per client address (API Gateway's sourceIp, never a header)."""
-    ratelimit.consume("auth", client_address or "unknown", load(AuthLimits).per_minute)
+    ratelimit.consume("auth", client_address or "unknown", settings.auth_rate_limit_per_minute)
 
 
-def begin_login(redirect_to: str | None, login_hint: str | None) -> tuple[str, Cookie]:
+def begin_login(settings: AuthSettings, redirect_to: str | None, login_hint: str | None) -> tuple[str, Cookie]:
     """The provider's authorization URL for a new attempt, and the cookie binding it to this browser."""
     target = oauth_state.safe_redirect(redirect_to)
     attempt = oauth_state.begin(SIGNIN, target)
-    url = oidc.authorization_url(_http(), attempt.state, attempt.nonce, attempt.code_challenge, login_hint)
+    url = oidc.authorization_url(settings, _http(), attempt.state, attempt.nonce, attempt.code_challenge, login_hint)
     return url, binding_cookie(attempt.binding)
 
 
-def complete_login(code: str | None, state: str | None, binding: str | None, provider_error: str | None) -> tuple[Tokens, str]:
+def complete_login(
+    settings: AuthSettings, code: str | None, state: str | None, binding: str | None, provider_error: str | None
+) -> tuple[Tokens, str]:
     """Validate and consume the state, exchange the code, verify the ID token, start a session.
     Returns the tokens and where to send the browser."""
     consumed = oauth_state.consume(SIGNIN, state, binding)
@@ -69,19 +66,19 @@ def complete_login(code: str | None, state: str | None, binding: str | None, pro
         raise ValidationFailed(f"The identity provider refused the sign-in: {provider_error[:100]}.")
     if not code:
         raise ValidationFailed("The callback has no code.")
-    id_token = oidc.exchange_code(_http(), code, consumed.code_verifier)
-    claims = oidc.verify_id_token(_http(), id_token, consumed.nonce)
+    id_token = oidc.exchange_code(settings, _http(), code, consumed.code_verifier)
+    claims = oidc.verify_id_token(settings, _http(), id_token, consumed.nonce)
     user_id = hashlib.sha256(f"{claims['iss']}|{claims['sub']}".encode()).hexdigest()[:32]
     email = str(claims.get("email", ""))
-    sessions.upsert_user(user_id, email, str(claims.get("name") or email), datetime.now(UTC).isoformat().replace("+00:00", "Z"))
+    sessions.upsert_user(user_id, email, str(claims.get("name") or email), clock.text())
     issued = sessions.start_session(user_id)
     metrics.add_metric(name="SignIns", unit=MetricUnit.Count, value=1)
     logger.info("signed in", extra={"user_id": user_id, "session_id": issued.session_id})
-    return _tokens(issued), consumed.redirect_to
+    return _tokens(settings, issued), consumed.redirect_to
 
 
-def _tokens(issued: sessions.Issued) -> Tokens:
-    return Tokens(access_token=issue_access_token(issued.user_id, issued.session_id), refresh_token=issued.refresh_token)
+def _tokens(settings: AuthSettings, issued: sessions.Issued) -> Tokens:
+    return Tokens(access_token=issue_access_token(settings, issued.user_id, issued.session_id), refresh_token=issued.refresh_token)
 
 
 @dataclass(frozen=True)
@@ -90,18 +87,20 @@ class PresentedRefresh:
     from_cookie: bool
 
 
-def presented_refresh(method: str, headers: Mapping[str, str], cookie_list: list[str] | None, body_token: str | None) -> PresentedRefresh:
+def presented_refresh(
+    settings: AuthSettings, method: str, headers: Mapping[str, str], cookie_list: list[str] | None, body_token: str | None
+) -> PresentedRefresh:
     """The refresh token a request presents: in its JSON body (API clients) or its cookie
     (browsers, which must then send an allowed Origin)."""
     if body_token:
         return PresentedRefresh(body_token, from_cookie=False)
     from_cookie = cookies_of(cookie_list).get(REFRESH_COOKIE)
     if from_cookie:
-        check_origin(method, headers)
+        check_origin(settings, method, headers)
     return PresentedRefresh(from_cookie, from_cookie=bool(from_cookie))
 
 
-def refresh(refresh_token: str | None) -> Tokens:
+def refresh(settings: AuthSettings, refresh_token: str | None) -> Tokens:
     if not refresh_token:
         raise Unauthorized("No refresh token was presented.")
     try:
@@ -110,7 +109,7 @@ def refresh(refresh_token: str | None) -> Tokens:
         metrics.add_metric(name="RefreshReuseDetected", unit=MetricUnit.Count, value=1)
         logger.warning("refresh token reuse detected; session revoked")
         raise
-    return _tokens(issued)
+    return _tokens(settings, issued)
 
 
 def logout(refresh_token: str | None, principal: Principal | None) -> None:
@@ -126,7 +125,7 @@ def profile(principal: Principal) -> Profile:
     user = sessions.get_user(principal.user_id)
     if not user:
         raise NotFound("The signed-in user no longer exists.")
-    return Profile(sub=principal.user_id, email=user["email"], name=user["name"])
+    return Profile(sub=principal.user_id, email=user.email, name=user.name)
 
 
 # -------------------------------------------------------------------- cookies

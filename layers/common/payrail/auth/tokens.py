@@ -15,21 +15,15 @@ from typing import Any
 
 import jwt
 from aws_lambda_powertools.utilities import parameters
-from pydantic import ConfigDict, Field
 
 from payrail.errors import DependencyFailure, Unauthorized
-from payrail.settings import PublicUrlSettings, load
+from payrail.settings import SignedInSettings
 
 ALGORITHM = "HS256"
 AUDIENCE = "payrail-api"
 ACCESS_TOKEN_SECONDS = 900
 LEEWAY_SECONDS = 30
 KEYS_CACHE_SECONDS = 300
-
-
-class SessionKeySettings(PublicUrlSettings):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    session_keys_secret: str = Field(alias="SESSION_KEYS_SECRET_ARN", min_length=1)
 
 
 @dataclass(frozen=True)
@@ -40,10 +34,9 @@ class Principal:
     session_id: str
 
 
-def _keys() -> tuple[str, dict[str, str]]:
-    settings = load(SessionKeySettings)
+def _keys(settings: SignedInSettings) -> tuple[str, dict[str, str]]:
     try:
-        document: Any = parameters.get_secret(settings.session_keys_secret, transform="json", max_age=KEYS_CACHE_SECONDS)
+        document: Any = parameters.get_secret(settings.session_keys_secret_arn, transform="json", max_age=KEYS_CACHE_SECONDS)
     except parameters.exceptions.GetParameterError as error:
         raise DependencyFailure("The session signing keys cannot be read.") from error
     keys = {kid: value for kid, value in document.items() if kid != "active_kid" and isinstance(value, str) and value}
@@ -53,11 +46,11 @@ def _keys() -> tuple[str, dict[str, str]]:
     return active, keys
 
 
-def issue_access_token(user_id: str, session_id: str, now: float | None = None) -> str:
-    active, keys = _keys()
+def issue_access_token(settings: SignedInSettings, user_id: str, session_id: str, now: float | None = None) -> str:
+    active, keys = _keys(settings)
     issued = int(now if now is not None else time.time())
     claims = {
-        "iss": load(SessionKeySettings).public_base_url,
+        "iss": settings.public_base_url,
         "aud": AUDIENCE,
         "sub": user_id,
         "sid": session_id,
@@ -68,13 +61,13 @@ def issue_access_token(user_id: str, session_id: str, now: float | None = None) 
     return jwt.encode(claims, keys[active], algorithm=ALGORITHM, headers={"kid": active})
 
 
-def verify_access_token(token: str) -> Principal:
+def verify_access_token(settings: SignedInSettings, token: str) -> Principal:
     """The principal of a valid token; Unauthorized for anything forged, expired or foreign."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.InvalidTokenError as error:
         raise Unauthorized("The access token is malformed.") from error
-    _, keys = _keys()
+    _, keys = _keys(settings)
     key = keys.get(str(header.get("kid")))
     if key is None or header.get("alg") != ALGORITHM:
         raise Unauthorized("The access token was not issued by this service.")
@@ -84,7 +77,7 @@ def verify_access_token(token: str) -> Principal:
             key,
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
-            issuer=load(SessionKeySettings).public_base_url,
+            issuer=settings.public_base_url,
             leeway=LEEWAY_SECONDS,
             options={"require": ["exp", "iat", "sub", "sid", "aud", "iss"]},
         )

@@ -12,21 +12,20 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from payrail import clock
 from payrail.auth import oauth_state
 from payrail.auth.tokens import Principal
 from payrail.bank import envelope
 from payrail.bank.provider import BankClient, BankGrantRejected, BankRateLimited, BankUnauthorized
 from payrail.bank.reading import Connection, connection_view
-from payrail.bank.schedule import iso
-from payrail.bank.settings import BankProviderSettings, TokensKeySettings
 from payrail.bank.sync import sealed_attributes
 from payrail.db import bank as store
+from payrail.db.bank import StoredConnection
 from payrail.errors import DependencyFailure, ValidationFailed
 from payrail.observability import logger
-from payrail.settings import load
+from payrail.settings import BankApiSettings
 
 PURPOSE = "bank"
 DEFAULT_REDIRECT = "/"
@@ -38,10 +37,10 @@ class ConnectStart:
     binding: str
 
 
-def connect(principal: Principal, redirect_to: str | None, login_hint: str | None) -> ConnectStart:
+def connect(settings: BankApiSettings, principal: Principal, redirect_to: str | None, login_hint: str | None) -> ConnectStart:
     target = oauth_state.safe_redirect(redirect_to, DEFAULT_REDIRECT)
     attempt = oauth_state.begin(PURPOSE, target, user_id=principal.user_id)
-    with BankClient(load(BankProviderSettings)) as bank:
+    with BankClient(settings) as bank:
         location = bank.authorize_url(attempt.state, attempt.code_challenge, login_hint)
     return ConnectStart(location=location, binding=attempt.binding)
 
@@ -52,7 +51,7 @@ class Linked:
     redirect_to: str
 
 
-def callback(code: str | None, state: str | None, error: str | None, binding: str | None) -> Linked:
+def callback(settings: BankApiSettings, code: str | None, state: str | None, error: str | None, binding: str | None) -> Linked:
     consumed = oauth_state.consume(PURPOSE, state, binding)
     if error:
         raise ValidationFailed(f"The bank did not authorise the connection: {error[:64]}")
@@ -60,7 +59,7 @@ def callback(code: str | None, state: str | None, error: str | None, binding: st
         raise ValidationFailed("The bank's answer has no authorisation code.")
     if not consumed.user_id:
         raise ValidationFailed("The linking attempt belongs to no user.")
-    with BankClient(load(BankProviderSettings)) as bank:
+    with BankClient(settings) as bank:
         try:
             tokens = bank.exchange_code(code, consumed.code_verifier)
         except BankGrantRejected as rejected:
@@ -70,14 +69,14 @@ def callback(code: str | None, state: str | None, error: str | None, binding: st
         except (BankUnauthorized, BankRateLimited) as refused:
             raise DependencyFailure("The bank did not let us read the accounts; try linking again later.") from refused
     connection_id = "conn_" + secrets.token_hex(10)
-    sealed = envelope.seal(tokens, connection_id, load(TokensKeySettings).tokens_key_id)
-    now = datetime.now(UTC)
+    sealed = envelope.seal(tokens, connection_id, settings.tokens_key_id)
+    now = clock.text()
     item: dict[str, Any] = {
         "connection_id": connection_id,
         "user_id": consumed.user_id,
         "institution": "sandbox",
         "status": "active",
-        "created_at": iso(now),
+        "created_at": now,
         "sync_cursor": "",
         "accounts": [
             {
@@ -92,6 +91,6 @@ def callback(code: str | None, state: str | None, error: str | None, binding: st
         "linked_at_epoch": int(time.time()),
         **sealed_attributes(sealed),
     }
-    store.create_connection(item, next_sync_at=iso(now))
+    store.create_connection(item, next_sync_at=now)
     logger.info("bank connection linked", extra={"connection_id": connection_id})
-    return Linked(connection=connection_view(item), redirect_to=consumed.redirect_to)
+    return Linked(connection=connection_view(StoredConnection.model_validate(item)), redirect_to=consumed.redirect_to)

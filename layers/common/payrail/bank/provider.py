@@ -14,9 +14,8 @@ from urllib.parse import urlencode
 import httpx
 
 from payrail.bank.envelope import ProviderTokens
-from payrail.bank.settings import BankProviderSettings
 from payrail.errors import DependencyFailure
-from payrail.settings import load
+from payrail.settings import BankProviderSettings
 
 TRANSPORT: httpx.BaseTransport | None = None
 
@@ -59,8 +58,8 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 class BankClient:
-    def __init__(self, settings: BankProviderSettings | None = None) -> None:
-        self.settings = settings or load(BankProviderSettings)
+    def __init__(self, settings: BankProviderSettings) -> None:
+        self.settings = settings
         self._http = httpx.Client(
             base_url=self.settings.bank_base_url.rstrip("/"), timeout=self.settings.bank_timeout_seconds, transport=TRANSPORT
         )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel
 
 from payrail.auth.tokens import Principal
 from payrail.db import bank as store
-from payrail.errors import NotFound
+from payrail.db.bank import StoredConnection
+from payrail.ownership import owned
 
 
 class SyncSummary(BaseModel):
@@ -59,14 +60,14 @@ class TransactionList(BaseModel):
     next_cursor: str | None
 
 
-def connection_view(item: dict[str, Any]) -> Connection:
+def connection_view(connection: StoredConnection) -> Connection:
     return Connection(
-        id=item["connection_id"],
-        institution=item.get("institution", "sandbox"),
-        status=item.get("status", "active"),
-        created_at=item["created_at"],
-        accounts=[Account(**account) for account in item.get("accounts", [])],
-        last_sync=SyncSummary(**item["last_sync"]) if item.get("last_sync") else None,
+        id=connection.connection_id,
+        institution=connection.institution,
+        status=connection.status,
+        created_at=connection.created_at,
+        accounts=[Account(**account) for account in connection.accounts],
+        last_sync=SyncSummary(**connection.last_sync) if connection.last_sync else None,
     )
 
 
@@ -77,21 +78,19 @@ def list_connections(principal: Principal, limit: int, cursor: str | None) -> Co
 
 def list_transactions(principal: Principal, connection_id: str | None, limit: int, cursor: str | None) -> TransactionList:
     if connection_id is not None:
-        connection = store.get_connection(connection_id)
-        if connection is None or connection.get("user_id") != principal.user_id:
-            raise NotFound("No such bank connection.")
+        owned(store.get_connection(connection_id), principal.user_id, "No such bank connection.")
     items, next_cursor = store.list_transactions(principal.user_id, connection_id, limit, cursor)
     return TransactionList(
         items=[
             Transaction(
-                id=item["transaction_id"],
-                connection_id=item["connection_id"],
-                account_id=item.get("account_id") or "",
-                amount=item["amount"],
-                currency=item.get("currency") or "",
-                date=item.get("date") or "",
-                description=item.get("description") or "",
-                pending=bool(item.get("pending")),
+                id=item.transaction_id,
+                connection_id=item.connection_id,
+                account_id=item.account_id or "",
+                amount=item.amount,
+                currency=item.currency or "",
+                date=item.date or "",
+                description=item.description or "",
+                pending=item.pending,
             )
             for item in items
         ],

@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel, Field
+
+from payrail import clock, retry
 from payrail.bank import envelope
 from payrail.bank.envelope import ProviderTokens, Sealed
 from payrail.bank.provider import (
@@ -39,11 +40,13 @@ from payrail.bank.provider import (
     MutationDuringPagination,
     SyncPage,
 )
-from payrail.bank.settings import BankSyncSettings
+from payrail.clock import Deadline
 from payrail.db import Item
 from payrail.db import bank as store
+from payrail.db.bank import LeaseHeld, LeaseLost, StoredConnection
+from payrail.errors import DependencyFailure, RetryLater
 from payrail.observability import logger, metrics
-from payrail.settings import load
+from payrail.settings import BankSyncSettings
 
 REMOVED = "REMOVED"
 CONTENT_FIELDS = ("account_id", "amount", "currency", "date", "description", "pending")
@@ -52,15 +55,18 @@ LEASE_MARGIN_SECONDS = 30
 MAX_RESTARTS = 3
 BACKOFF_BASE_SECONDS = 1.0
 
+# When a sync cannot run now, its message comes back after: another run holds the connection;
+# the bank or the table failed.
+LEASE_HELD_RETRY_SECONDS = 20
+DEPENDENCY_RETRY_SECONDS = 30
+
 sleep: Callable[[float], None] = time.sleep  # tests observe the waits through this
 
 
-class RetryLater(Exception):
-    """The run stopped without committing and should be tried again after ``delay`` seconds."""
+class SyncRequest(BaseModel):
+    """The body of a bank-sync queue message."""
 
-    def __init__(self, reason: str, delay: int) -> None:
-        super().__init__(reason)
-        self.delay = max(1, int(delay))
+    connection_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 
 class ReauthRequired(Exception):
@@ -84,7 +90,7 @@ class RunState:
             "pages": self.pages,
             "written": self.written,
             "status": status,
-            "finished_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "finished_at": clock.text(),
         }
 
 
@@ -112,18 +118,18 @@ def apply_page(connection_id: str, user_id: str, page: SyncPage, state: RunState
     if not latest:
         return
     existing = store.get_transactions(connection_id, latest)
-    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    now = clock.text()
     writes: list[Item] = []
     for transaction_id, change in latest.items():
         stored = existing.get(transaction_id)
         if stored is None:
             original: str | None = None
-        elif stored.get("base_generation") == state.generation:
-            original = stored.get("base_hash")
+        elif stored.base_generation == state.generation:
+            original = stored.base_hash
         else:
-            original = str(stored["content_hash"])
+            original = stored.content_hash
         present_before = original not in (None, REMOVED)
-        current = stored["content_hash"] if stored else None
+        current = stored.content_hash if stored else None
         if change is None:
             if present_before:
                 state.outcomes[transaction_id] = "removed"
@@ -157,28 +163,33 @@ def _base(state: RunState, original: str | None) -> dict[str, Any]:
     return base
 
 
-def _sealed_of(connection: Mapping[str, Any]) -> Sealed:
-    return Sealed(
-        ciphertext=bytes(connection["tokens_ciphertext"]),
-        nonce=bytes(connection["tokens_nonce"]),
-        encrypted_key=bytes(connection["tokens_key"]),
-    )
+def _sealed_of(connection: StoredConnection) -> Sealed:
+    return Sealed(ciphertext=connection.tokens_ciphertext, nonce=connection.tokens_nonce, encrypted_key=connection.tokens_key)
 
 
 def sealed_attributes(sealed: Sealed) -> dict[str, bytes]:
     return {"tokens_ciphertext": sealed.ciphertext, "tokens_nonce": sealed.nonce, "tokens_key": sealed.encrypted_key}
 
 
-def backoff_delay(attempt: int, cap: float) -> float:
-    """Exponential backoff with full jitter (used when the bank gives no Retry-After)."""
-    return random.uniform(0, min(cap, BACKOFF_BASE_SECONDS * 2**attempt))
+def sync_connection(settings: BankSyncSettings, connection_id: str, deadline: Deadline) -> dict[str, Any] | None:
+    """The sync worker's use case: one run over ``connection_id`` within ``deadline``.
+
+    RetryLater when it cannot run now: another run holds the connection (quietly, soon), the bank
+    asks to wait, or a dependency failed."""
+    logger.append_keys(connection_id=connection_id)
+    try:
+        return SyncRun(settings, connection_id, deadline.remaining).run()
+    except (LeaseHeld, LeaseLost) as held:
+        raise RetryLater("the connection is being synced by another run", LEASE_HELD_RETRY_SECONDS, quiet=True) from held
+    except DependencyFailure as failure:
+        raise RetryLater(f"bank sync failed on a dependency: {failure.detail}", DEPENDENCY_RETRY_SECONDS) from failure
 
 
 class SyncRun:
     """One run over one connection. ``remaining`` gives the Lambda's remaining seconds."""
 
-    def __init__(self, connection_id: str, remaining: Callable[[], float], owner: str | None = None) -> None:
-        self.settings = load(BankSyncSettings)
+    def __init__(self, settings: BankSyncSettings, connection_id: str, remaining: Callable[[], float], owner: str | None = None) -> None:
+        self.settings = settings
         self.connection_id = connection_id
         self.remaining = remaining
         self.owner = owner or str(uuid.uuid4())
@@ -191,17 +202,17 @@ class SyncRun:
         if connection is None:
             logger.info("bank connection no longer exists; nothing to sync", extra={"connection_id": self.connection_id})
             return None
-        if connection.get("status") == "reauth_required":
+        if connection.status == "reauth_required":
             store.finish_without_commit(self.connection_id, self.owner, None)
             return None
-        state = RunState(start_cursor=str(connection.get("sync_cursor", "")), generation=int(connection.get("sync_generation", 0)))
+        state = RunState(start_cursor=connection.sync_cursor, generation=connection.sync_generation)
         committed = False
         try:
             tokens = envelope.open_sealed(_sealed_of(connection), self.connection_id)
             with BankClient(self.settings) as bank:
                 if tokens.access_expires_at <= time.time() + REFRESH_SKEW_SECONDS:
                     tokens = self._refresh(bank, tokens)
-                cursor = self._page_all(bank, tokens, str(connection["user_id"]), state)
+                cursor = self._page_all(bank, tokens, connection.user_id, state)
             summary = state.summary("succeeded")
             store.commit_sync(self.connection_id, self.owner, int(time.time()), cursor, summary, state.generation + 1)
             committed = True
@@ -246,9 +257,13 @@ class SyncRun:
                 tokens = self._refresh(bank, tokens)
                 continue
             except BankRateLimited as limited:
-                delay = limited.retry_after if limited.retry_after is not None else backoff_delay(waits, self.settings.max_wait_seconds)
+                delay = (
+                    limited.retry_after
+                    if limited.retry_after is not None
+                    else retry.backoff(waits, BACKOFF_BASE_SECONDS, self.settings.max_wait_seconds)
+                )
                 if waits >= self.settings.max_rate_limit_waits or delay > self.settings.max_wait_seconds or delay + 5 > self.remaining():
-                    raise RetryLater("the bank keeps rate limiting", int(delay) + 1) from limited
+                    raise RetryLater("the bank keeps rate limiting", int(delay) + 1, quiet=True) from limited
                 waits += 1
                 logger.info("bank rate limited; waiting", extra={"connection_id": self.connection_id, "seconds": delay})
                 sleep(delay)
@@ -256,7 +271,7 @@ class SyncRun:
             except MutationDuringPagination as mutated:
                 restarts += 1
                 if restarts > MAX_RESTARTS:
-                    raise RetryLater("the bank's data keeps changing during pagination", 30) from mutated
+                    raise RetryLater("the bank's data keeps changing during pagination", 30, quiet=True) from mutated
                 logger.info("bank data changed during pagination; restarting", extra={"connection_id": self.connection_id})
                 cursor, state.pages = state.start_cursor, 0
                 continue

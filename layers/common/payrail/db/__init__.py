@@ -14,20 +14,19 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import random
+import os
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cache
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from payrail import aws
+from payrail import aws, retry
 from payrail.errors import Conflict, DependencyFailure, ValidationFailed
-from payrail.settings import TableSettings, load
 
 Item = dict[str, Any]
 Key = dict[str, str]
@@ -86,6 +85,8 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, set):
         return {_plain(v) for v in value}
+    if isinstance(value, Binary):
+        return bytes(value)  # type: ignore[call-overload]  # Binary has __bytes__; the stubs miss it
     return value
 
 
@@ -122,7 +123,10 @@ class Write:
 class Table:
     def __init__(self, name: str) -> None:
         self.name = name
-        self._client = aws.client("dynamodb")
+
+    @property
+    def _client(self) -> Any:
+        return aws.client("dynamodb")  # made once per process (payrail.aws)
 
     # ---------------------------------------------------------------- expressions
     def _expression(self, params: dict[str, Any], names: Mapping[str, str] | None, values: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -287,7 +291,7 @@ class Table:
                     codes & {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
                     and attempt < TRANSACTION_CONFLICT_ATTEMPTS
                 ):
-                    time.sleep(random.uniform(0, 0.02 * 2**attempt))
+                    time.sleep(retry.backoff(attempt, 0.02, 1.0))
                     continue
                 raise DependencyFailure(f"DynamoDB cancelled the transaction: {sorted(codes)}") from error
             except BotoCoreError as error:
@@ -309,7 +313,7 @@ class Table:
                 found.extend(deserialize(i) for i in answer.get("Responses", {}).get(self.name, []))
                 pending = answer.get("UnprocessedKeys", {}).get(self.name, {}).get("Keys", [])
                 if pending:
-                    time.sleep(random.uniform(0, 0.05 * 2**attempt))
+                    time.sleep(retry.backoff(attempt, 0.05, 2.0))
             if pending:
                 raise DependencyFailure("DynamoDB left keys unprocessed")
         return found
@@ -328,7 +332,7 @@ class Table:
                     raise _translate(error) from error
                 pending = answer.get("UnprocessedItems", {}).get(self.name, [])
                 if pending:
-                    time.sleep(random.uniform(0, 0.05 * 2**attempt))
+                    time.sleep(retry.backoff(attempt, 0.05, 2.0))
             if pending:
                 raise DependencyFailure("DynamoDB left items unprocessed")
 
@@ -339,15 +343,30 @@ class Table:
             raise _translate(error) from error
 
 
-@cache
+_tables: dict[str, Table] = {}
+_tables_lock = threading.Lock()
+
+
 def table() -> Table:
-    """The product's one table, named by ``TABLE_NAME``."""
-    return Table(load(TableSettings).table_name)
+    """The function's table: the one its template environment names in ``TABLE_NAME``.
+
+    The table is infrastructure the function is bound to, like the endpoint its clients call, so
+    it is read where the clients are made rather than passed down with the settings; a handle is
+    kept per name, so a process that runs another function's environment (a test) gets that one."""
+    name = os.environ["TABLE_NAME"]
+    handle = _tables.get(name)
+    if handle is None:
+        with _tables_lock:
+            handle = _tables.setdefault(name, Table(name))
+    return handle
+
+
+def table_status() -> str:
+    """The table's status as DynamoDB reports it (``ACTIVE`` when it serves)."""
+    return str(table().describe().get("TableStatus", "UNKNOWN"))
 
 
 # -------------------------------------------------------------------- cursors
-# A cursor is unpadded base64url, so anything else is rejected before it is decoded.
-CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
 
 
 def encode_cursor(last_key: Key | None) -> str | None:

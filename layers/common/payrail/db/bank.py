@@ -13,9 +13,57 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from payrail.db import ConditionFailed, Item, Page, decode_cursor, encode_cursor, keys, table
+
+
+class StoredConnection(BaseModel):
+    """A bank connection as the table holds it (its tokens sealed: see ``payrail.bank.envelope``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    connection_id: str
+    user_id: str
+    institution: str = "sandbox"
+    status: Literal["active", "reauth_required"] = "active"
+    created_at: str
+    accounts: list[dict[str, str]] = []
+    sync_cursor: str = ""
+    sync_generation: int = 0
+    last_sync: dict[str, Any] | None = None
+    access_expires_at: int = 0
+    tokens_ciphertext: bytes = b""
+    tokens_nonce: bytes = b""
+    tokens_key: bytes = b""
+
+
+class StoredTransaction(BaseModel):
+    """A synced transaction (or its tombstone, ``content_hash`` REMOVED) as the table holds it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    transaction_id: str
+    connection_id: str
+    user_id: str
+    content_hash: str
+    base_generation: int | None = None
+    base_hash: str | None = None
+    account_id: str | None = None
+    amount: int = 0
+    currency: str | None = None
+    date: str | None = None
+    description: str | None = None
+    pending: bool = False
+
+
+@dataclass(frozen=True)
+class DueSync:
+    connection_id: str
+    due_at: str
 
 
 class LeaseHeld(Exception):
@@ -51,11 +99,12 @@ def create_connection(item: Mapping[str, Any], next_sync_at: str) -> None:
     )
 
 
-def get_connection(connection_id: str) -> Item | None:
-    return table().get(keys.connection(connection_id))
+def get_connection(connection_id: str) -> StoredConnection | None:
+    item = table().get(keys.connection(connection_id))
+    return StoredConnection.model_validate(item) if item else None
 
 
-def list_connections(user_id: str, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
+def list_connections(user_id: str, limit: int, cursor: str | None) -> tuple[list[StoredConnection], str | None]:
     index = keys.user_connections_index(user_id)
     page: Page = table().query(
         "gsi1pk = :pk",
@@ -65,15 +114,15 @@ def list_connections(user_id: str, limit: int, cursor: str | None) -> tuple[list
         start_key=decode_cursor(cursor, gsi1pk=index),
         newest_first=True,
     )
-    return page.items, encode_cursor(page.last_key)
+    return [StoredConnection.model_validate(item) for item in page.items], encode_cursor(page.last_key)
 
 
-def acquire_lease(connection_id: str, owner: str, now: int, until: int) -> Item | None:
+def acquire_lease(connection_id: str, owner: str, now: int, until: int) -> StoredConnection | None:
     """The connection with the lease now held by ``owner``; None if the connection does not exist.
 
     Raises LeaseHeld when another run holds an unexpired lease."""
     try:
-        return table().update(
+        item = table().update(
             keys.connection(connection_id),
             "SET lease_owner = :owner, lease_expires_at = :until",
             condition="attribute_exists(pk) AND (attribute_not_exists(lease_expires_at) OR lease_expires_at < :now)",
@@ -84,6 +133,7 @@ def acquire_lease(connection_id: str, owner: str, now: int, until: int) -> Item 
         if failed.item is None:
             return None
         raise LeaseHeld(connection_id) from failed
+    return StoredConnection.model_validate(item) if item else None
 
 
 _HOLDS_LEASE = "lease_owner = :owner AND lease_expires_at >= :now"
@@ -154,16 +204,16 @@ def finish_without_commit(connection_id: str, owner: str, summary: Mapping[str, 
 
 
 # -------------------------------------------------------------------- schedule
-def due_connections(now_iso: str, limit: int = 500) -> list[Item]:
+def due_connections(now_iso: str, limit: int = 500) -> list[DueSync]:
     """Schedule entries whose next-due time has passed, across every shard."""
-    due: list[Item] = []
+    due: list[DueSync] = []
     for shard in keys.bank_due_shards():
         start = None
         while len(due) < limit:
             page = table().query(
                 "gsi1pk = :shard AND gsi1sk <= :now", {":shard": shard, ":now": now_iso}, index="gsi1", limit=100, start_key=start
             )
-            due.extend(page.items)
+            due.extend(DueSync(str(item["connection_id"]), str(item["gsi1sk"])) for item in page.items)
             start = page.last_key
             if not start:
                 break
@@ -186,9 +236,9 @@ def claim_due(connection_id: str, seen_due_at: str, next_due_at: str) -> bool:
 
 
 # -------------------------------------------------------------------- transactions
-def get_transactions(connection_id: str, transaction_ids: Iterable[str]) -> dict[str, Item]:
+def get_transactions(connection_id: str, transaction_ids: Iterable[str]) -> dict[str, StoredTransaction]:
     found = table().batch_get(keys.bank_transaction(connection_id, tid) for tid in transaction_ids)
-    return {str(item["transaction_id"]): item for item in found}
+    return {str(item["transaction_id"]): StoredTransaction.model_validate(item) for item in found}
 
 
 def transaction_item(connection_id: str, user_id: str, record: Mapping[str, Any], visible: bool) -> Item:
@@ -206,7 +256,9 @@ def write_transactions(items: Sequence[Mapping[str, Any]]) -> None:
         table().batch_write(puts=items)
 
 
-def list_transactions(user_id: str, connection_id: str | None, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
+def list_transactions(
+    user_id: str, connection_id: str | None, limit: int, cursor: str | None
+) -> tuple[list[StoredTransaction], str | None]:
     """The user's visible transactions, newest first; ``connection_id`` narrows to one connection
     (a filter on the user's index, so a page may hold fewer than ``limit`` items)."""
     index = keys.user_transactions_index(user_id)
@@ -219,4 +271,4 @@ def list_transactions(user_id: str, connection_id: str | None, limit: int, curso
         newest_first=True,
         filter_expression="connection_id = :cid" if connection_id else None,
     )
-    return page.items, encode_cursor(page.last_key)
+    return [StoredTransaction.model_validate(item) for item in page.items], encode_cursor(page.last_key)

@@ -18,7 +18,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from payrail.db import ConditionFailed, Item, keys, table
+from payrail.db import ConditionFailed, keys, table
 from payrail.errors import DependencyFailure
 from payrail.observability import logger, metrics
 
@@ -31,6 +31,12 @@ class CircuitOpen(DependencyFailure):
     def __init__(self, name: str, retry_after: int) -> None:
         super().__init__(f"The circuit to {name} is open.")
         self.retry_after = max(1, retry_after)
+
+
+@dataclass(frozen=True)
+class BreakerState:
+    state: str
+    failures: int
 
 
 @dataclass(frozen=True)
@@ -58,8 +64,9 @@ class CircuitBreaker:
         metrics.add_metric(name=f"BreakerState_{state}", unit=MetricUnit.Count, value=1)
         logger.info("circuit breaker state changed", extra={"circuit": self.name, "state": state})
 
-    def state(self) -> Item:
-        return table().get(self.key) or {"state": CLOSED, "failures": 0}
+    def state(self) -> BreakerState:
+        item = table().get(self.key) or {}
+        return BreakerState(str(item.get("state", CLOSED)), int(item.get("failures", 0)))
 
     def before_call(self, now_ms: int | None = None) -> Permit:
         """A permit to call, or :class:`CircuitOpen`. After the cool-down exactly one caller gets

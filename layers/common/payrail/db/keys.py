@@ -1,10 +1,12 @@
-"""The key layout of every item in the one table. Only the ``payrail.db`` package uses it.
+"""The key layout of every item in the one table: every key is built here, and only the
+``payrail.db`` package uses it. (The dev-only sandbox keeps its own items under ``SANDBOX#``
+keys, laid out in ``payrail_sandbox.store``.)
 
 | item | pk | sk | gsi1pk / gsi1sk |
 | --- | --- | --- | --- |
-| user | ``USER#{user_id}`` | ``PROFILE`` | ``EMAIL#{email}`` / ``USER`` |
-| OAuth state | ``OAUTHSTATE#{state}`` | ``STATE`` | |
-| session (refresh family) | ``SESSION#{session_id}`` | ``SESSION`` | ``USER#{user_id}#SESSIONS`` / created |
+| user | ``USER#{user_id}`` | ``PROFILE`` | |
+| OAuth state | ``OAUTHSTATE#{sha256(state)}`` | ``STATE`` | |
+| session (refresh family) | ``SESSION#{session_id}`` | ``SESSION`` | |
 | refresh token | ``REFRESH#{sha256}`` | ``REFRESH`` | |
 | idempotency record | ``IDEM#{user_id}#{key_hash}`` | ``IDEM`` | |
 | payout | ``PAYOUT#{payout_id}`` | ``PAYOUT`` | ``USER#{user_id}#PAYOUTS`` / ``{created_at}#{payout_id}`` |
@@ -15,16 +17,11 @@
 | bank sync schedule | ``CONN#{connection_id}`` | ``SCHEDULE`` | ``BANKDUE#{shard}`` / next sync time |
 | bank transaction | ``CONN#{connection_id}`` | ``TXN#{transaction_id}`` | ``USER#{user_id}#TXNS`` / ``{date}#{connection_id}#{id}`` |
 | circuit breaker | ``CIRCUIT#{name}`` | ``CIRCUIT`` | |
-| sandbox provider state | ``SANDBOX#{provider}#...`` | varies | varies |
-| sandbox bank user / change log / current txn | ``SANDBOX#bank#USER#{login}`` | ``USER`` / ``LOG#{seq}`` / ``TXN#{id}`` | |
-| sandbox bank code / token (hashed) | ``SANDBOX#bank#CODE#{sha256}`` / ``SANDBOX#bank#TOKEN#{sha256}`` | ``CODE`` / ``TOKEN`` | |
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from typing import Any
 
 from payrail.db import Key
 
@@ -46,16 +43,17 @@ def outbox(payout_id: str, created_at: str) -> Key:
     ``paid`` or ``failed``; the scheduled reconciliation queries the shards for old markers to
     re-enqueue payouts still ``pending`` and to ask the provider about stuck ones."""
     shard = int(hashlib.sha256(payout_id.encode()).hexdigest(), 16) % OUTBOX_SHARDS
-    return {"pk": f"OUTBOX#{shard}", "sk": f"{created_at}#{payout_id}"}
+    return {"pk": outbox_shard(shard), "sk": f"{created_at}#{payout_id}"}
 
 
-def outbox_payout_id(marker: Mapping[str, Any]) -> str:
-    """The payout an ``outbox`` marker stands for: the end of its sort key."""
-    return str(marker["sk"]).rsplit("#", 1)[-1]
+def outbox_shard(shard: int) -> str:
+    return f"OUTBOX#{shard}"
 
 
-def outbox_shards() -> list[str]:
-    return [f"OUTBOX#{shard}" for shard in range(OUTBOX_SHARDS)]
+def idempotency(user_id: str, key: str) -> Key:
+    """The idempotency record of ``key`` for ``user_id``; the key is hashed so any printable
+    key makes a short, safe partition key and the raw key never sits in the table."""
+    return {"pk": f"IDEM#{user_id}#{hashlib.sha256(key.encode()).hexdigest()}", "sk": "IDEM"}
 
 
 def user(user_id: str) -> Key:
@@ -72,11 +70,6 @@ def rate_window(scope: str, subject: str, window: int) -> Key:
 
 def circuit(name: str) -> Key:
     return {"pk": f"CIRCUIT#{name}", "sk": "CIRCUIT"}
-
-
-def sandbox(provider: str, *parts: str) -> str:
-    """A partition key of a sandbox provider's own state."""
-    return "#".join(("SANDBOX", provider, *parts))
 
 
 # -------------------------------------------------------------------- bank sync
@@ -114,26 +107,15 @@ def user_transactions_index(user_id: str) -> str:
     return f"USER#{user_id}#TXNS"
 
 
-def sandbox_bank_user(login: str) -> Key:
-    return {"pk": f"SANDBOX#bank#USER#{login}", "sk": "USER"}
+# -------------------------------------------------------------------- sign-in
+def oauth_state(state_digest: str) -> Key:
+    return {"pk": f"OAUTHSTATE#{state_digest}", "sk": "STATE"}
 
 
-def sandbox_bank_log(login: str, seq: int) -> Key:
-    return {"pk": f"SANDBOX#bank#USER#{login}", "sk": f"LOG#{seq:012d}"}
+def session(session_id: str) -> Key:
+    return {"pk": f"SESSION#{session_id}", "sk": "SESSION"}
 
 
-def sandbox_bank_log_prefix(login: str) -> tuple[str, str]:
-    return f"SANDBOX#bank#USER#{login}", "LOG#"
-
-
-def sandbox_bank_txn(login: str, transaction_id: str) -> Key:
-    return {"pk": f"SANDBOX#bank#USER#{login}", "sk": f"TXN#{transaction_id}"}
-
-
-def sandbox_bank_code(code: str) -> Key:
-    return {"pk": f"SANDBOX#bank#CODE#{hashlib.sha256(code.encode()).hexdigest()}", "sk": "CODE"}
-
-
-def sandbox_bank_token(token: str) -> Key:
-    """Tokens are stored by their hash only, so the table never holds a usable token."""
-    return {"pk": f"SANDBOX#bank#TOKEN#{hashlib.sha256(token.encode()).hexdigest()}", "sk": "TOKEN"}
+def refresh_token(token: str) -> Key:
+    """Refresh tokens are stored by their SHA-256 only, so the table never holds a usable token."""
+    return {"pk": "REFRESH#" + hashlib.sha256(token.encode()).hexdigest(), "sk": "REFRESH"}

@@ -1,20 +1,30 @@
-"""Payout items: the one-transaction create, reads, listing and the worker's status changes.
+"""The payout's one owner in data access: its items, its status changes and its whole outbox.
 
-The create path is one ``TransactWriteItems`` of four actions (see :func:`create`). When its
-cancellation reasons say the idempotency record already exists, ``ReturnValuesOnConditionCheckFailure``
-has handed the stored record back in the same call, so a replay costs one call and there is no
-"in progress" window in which a concurrent duplicate could create a second payout.
+Items written here and nowhere else: the idempotency record, the payout, its unfinished-payout
+(outbox) marker and the payout rate-limit window.
+
+* **Create** is one ``TransactWriteItems`` of four actions (:func:`create`). When its cancellation
+  reasons say the idempotency record already exists, ``ReturnValuesOnConditionCheckFailure`` has
+  handed the stored record back in the same call, so a replay costs one call and there is no
+  "in progress" window in which a concurrent duplicate could create a second payout.
+* **Status changes** are conditional updates that hold only when the status machine
+  (:mod:`payrail.domain.payout_status`) allows the move; a terminal one deletes the outbox marker
+  in the same transaction (:func:`transition_actions`, which the payment-event recorder joins).
+* **The outbox**: a marker per unfinished payout, sharded, which the scheduled reconciliation
+  reads (:func:`old_markers`), claims for a re-enqueue (:func:`claim_requeue`) and removes when
+  the payout is final (:func:`delete_marker`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from payrail.db import ConditionFailed, Item, Page, TransactionCancelled, decode_cursor, encode_cursor, keys, table
-from payrail.payouts.status import PayoutStatus, transition_condition
+from pydantic import BaseModel, ConfigDict
+
+from payrail.db import ConditionFailed, Item, TransactionCancelled, Write, decode_cursor, encode_cursor, keys, table
+from payrail.domain.payout_status import PayoutStatus, sources_of
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 RATE_WINDOW_SECONDS = 60
@@ -24,12 +34,64 @@ PAYOUTS_INDEX = "gsi1"
 _IDEMPOTENCY, _PAYOUT, _OUTBOX, _RATE = range(4)
 
 
-def idempotency_key(user_id: str, key: str) -> dict[str, str]:
-    """The idempotency record of ``key`` for ``user_id``; the key is hashed so any printable
-    key makes a short, safe partition key and the raw key never sits in the table."""
-    return {"pk": f"IDEM#{user_id}#{hashlib.sha256(key.encode()).hexdigest()}", "sk": "IDEM"}
+class StoredPayout(BaseModel):
+    """A payout as the table holds it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    user_id: str
+    status: PayoutStatus
+    amount: int
+    currency: str
+    beneficiary: dict[str, str]
+    reference: str
+    created_at: str
+    updated_at: str
+    version: int = 1
+    failure_reason: str | None = None
+    provider_reference: str | None = None
+    last_event_id: str | None = None
 
 
+@dataclass(frozen=True)
+class OutboxMarker:
+    """The marker of a payout that is not final yet, as reconciliation reads it."""
+
+    payout_id: str
+    created_at: str
+    requeue_count: int = 0
+    requeued_at: str | None = None
+
+    @property
+    def key(self) -> dict[str, str]:
+        return keys.outbox(self.payout_id, self.created_at)
+
+
+def _payout(item: Item) -> StoredPayout:
+    return StoredPayout.model_validate(item)
+
+
+def _marker(item: Item) -> OutboxMarker:
+    created_at, _, payout_id = str(item["sk"]).rpartition("#")  # the sort key keys.outbox built
+    return OutboxMarker(
+        payout_id=payout_id,
+        created_at=created_at,
+        requeue_count=int(item.get("requeue_count", 0)),
+        requeued_at=item.get("requeued_at"),
+    )
+
+
+def transition_condition(target: PayoutStatus) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """A condition expression (with its names and values) that holds only when the stored
+    payout may move to ``target``: the status machine's rule, enforced by DynamoDB."""
+    sources = sources_of(target)
+    placeholders = [f":from_{status.value}" for status in sources]
+    expression = f"attribute_exists(pk) AND #status IN ({', '.join(placeholders)})"
+    return expression, {"#status": "status"}, {p: s.value for p, s in zip(placeholders, sources, strict=True)}
+
+
+# -------------------------------------------------------------------- create
 @dataclass(frozen=True)
 class Created:
     status_code: int
@@ -60,13 +122,13 @@ def create(
     rate_limit: int,
 ) -> Created | Replayed | RateLimitHit:
     """Write the idempotency record, the payout, its outbox marker and the rate-limit count in
-    ONE transaction, or write nothing and say why."""
+    ONE transaction, or write nothing and say why. ``payout`` is the public view to answer with."""
     db = table()
     body = dict(payout)
     window = int(now // RATE_WINDOW_SECONDS)
     window_end = (window + 1) * RATE_WINDOW_SECONDS
     record = {
-        **idempotency_key(user_id, key),
+        **keys.idempotency(user_id, key),
         "user_id": user_id,
         "fingerprint": fingerprint,
         "status_code": 201,
@@ -114,24 +176,31 @@ def create(
     return Created(201, body)
 
 
-def get(payout_id: str) -> Item | None:
-    return table().get(keys.payout(payout_id))
+# -------------------------------------------------------------------- reads
+def get(payout_id: str) -> StoredPayout | None:
+    item = table().get(keys.payout(payout_id))
+    return _payout(item) if item else None
 
 
-def list_for_user(user_id: str, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
+def get_many(payout_ids: list[str]) -> dict[str, StoredPayout]:
+    return {payout.id: payout for payout in (_payout(item) for item in table().batch_get(keys.payout(pid) for pid in payout_ids))}
+
+
+def list_for_user(user_id: str, limit: int, cursor: str | None) -> tuple[list[StoredPayout], str | None]:
     """The user's payouts, newest first, one page at a time."""
     index_pk = keys.user_payouts_index(user_id)
     start = decode_cursor(cursor, gsi1pk=index_pk)
-    page: Page = table().query("gsi1pk = :pk", {":pk": index_pk}, index=PAYOUTS_INDEX, limit=limit, start_key=start, newest_first=True)
-    return page.items, encode_cursor(page.last_key)
+    page = table().query("gsi1pk = :pk", {":pk": index_pk}, index=PAYOUTS_INDEX, limit=limit, start_key=start, newest_first=True)
+    return [_payout(item) for item in page.items], encode_cursor(page.last_key)
 
 
-def mark_submitted(payout_id: str, provider_reference: str, now: str) -> Item | None:
+# -------------------------------------------------------------------- status changes
+def mark_submitted(payout_id: str, provider_reference: str, now: str) -> StoredPayout | None:
     """``pending`` → ``submitted``; None when the payout had already moved on (a duplicate delivery
     or a webhook got there first), which the condition decides, not a prior read."""
     condition, names, values = transition_condition(PayoutStatus.SUBMITTED)
     try:
-        return table().update(
+        item = table().update(
             keys.payout(payout_id),
             "SET #status = :target, provider_reference = :reference, updated_at = :now, version = version + :one",
             condition,
@@ -140,26 +209,88 @@ def mark_submitted(payout_id: str, provider_reference: str, now: str) -> Item | 
         )
     except ConditionFailed:
         return None
+    return _payout(item) if item else None
 
 
-def mark_failed(payout: Item, reason: str, now: str) -> bool:
-    """Move to the terminal ``failed`` and delete the outbox marker in the same transaction, so
-    reconciliation never chases a finished payout and no payout is final while still marked."""
+def transition_actions(
+    payout: StoredPayout,
+    target: PayoutStatus,
+    now: str,
+    *,
+    event_id: str | None = None,
+    provider_reference: str | None = None,
+    failure_reason: str | None = None,
+) -> list[Write]:
+    """The writes that move ``payout`` to ``target`` in a caller's transaction: the conditional,
+    forward-only update (the stored payout comes back when its condition fails) and, for a
+    terminal status, the outbox marker's delete, so no payout is final while still marked."""
     db = table()
-    condition, names, values = transition_condition(PayoutStatus.FAILED)
+    condition, names, values = transition_condition(target)
+    update = "SET #status = :target, updated_at = :now, version = if_not_exists(version, :zero) + :one"
+    values = {**values, ":target": target.value, ":now": now, ":zero": 0, ":one": 1}
+    if event_id:
+        update += ", last_event_id = :event"
+        values[":event"] = event_id
+    if provider_reference:
+        update += ", provider_reference = if_not_exists(provider_reference, :reference)"
+        values[":reference"] = provider_reference
+    if target is PayoutStatus.FAILED:
+        update += ", failure_reason = :reason"
+        values[":reason"] = failure_reason or "unspecified"
+    actions = [db.update_action(keys.payout(payout.id), update, condition, names, values, return_on_failure=True)]
+    if target.terminal:
+        actions.append(db.delete_action(keys.outbox(payout.id, payout.created_at)))
+    return actions
+
+
+def mark_failed(payout: StoredPayout, reason: str, now: str) -> bool:
+    """Move to the terminal ``failed`` (with its marker's delete); False if it had moved on."""
     try:
-        db.transact_write(
-            [
-                db.update_action(
-                    keys.payout(payout["id"]),
-                    "SET #status = :target, failure_reason = :reason, updated_at = :now, version = version + :one",
-                    condition,
-                    names=names,
-                    values={**values, ":target": PayoutStatus.FAILED.value, ":reason": reason, ":now": now, ":one": 1},
-                ),
-                db.delete_action(keys.outbox(payout["id"], payout["created_at"])),
-            ]
-        )
+        table().transact_write(transition_actions(payout, PayoutStatus.FAILED, now, failure_reason=reason))
     except TransactionCancelled:
         return False
     return True
+
+
+# -------------------------------------------------------------------- the outbox
+def outbox_shards() -> range:
+    return range(keys.OUTBOX_SHARDS)
+
+
+def old_markers(shard: int, older_than: str, limit: int = 100) -> list[OutboxMarker]:
+    """The markers of ``shard`` created before ``older_than`` (a :mod:`payrail.clock` text), oldest first."""
+    found: list[OutboxMarker] = []
+    start = None
+    partition = keys.outbox_shard(shard)
+    while True:
+        page = table().query("pk = :pk AND sk < :cutoff", {":pk": partition, ":cutoff": older_than}, limit=limit, start_key=start)
+        found.extend(_marker(item) for item in page.items)
+        if not page.last_key:
+            return found
+        start = page.last_key
+
+
+def claim_requeue(marker: OutboxMarker, now: str, last_before: str) -> bool:
+    """Note on ``marker`` that its payout is re-enqueued at ``now``, if the marker is still as it
+    was read (same re-enqueue count: no concurrent run got there first), it was last re-enqueued
+    before ``last_before`` and it still exists (the payout is not final): True if this caller is
+    to send the message."""
+    try:
+        table().update(
+            marker.key,
+            "SET requeued_at = :now, requeue_count = :next",
+            condition=(
+                "attribute_exists(pk) AND (attribute_not_exists(requeue_count) OR requeue_count = :seen)"
+                " AND (attribute_not_exists(requeued_at) OR requeued_at < :last)"
+            ),
+            values={":now": now, ":next": marker.requeue_count + 1, ":seen": marker.requeue_count, ":last": last_before},
+            returns="NONE",
+        )
+    except ConditionFailed:
+        return False
+    return True
+
+
+def delete_marker(marker: OutboxMarker) -> None:
+    """Remove the marker a finished payout left behind (its transition normally deletes it)."""
+    table().delete(marker.key)

@@ -9,25 +9,16 @@ whole family is revoked.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from payrail.db import TransactionCancelled, table
-from payrail.db.keys import user as user_key
+from pydantic import BaseModel, ConfigDict
+
+from payrail.db import TransactionCancelled, keys, table
 from payrail.errors import Unauthorized
 
 SESSION_SECONDS = 30 * 24 * 3600
-
-
-def _session_key(session_id: str) -> dict[str, str]:
-    return {"pk": f"SESSION#{session_id}", "sk": "SESSION"}
-
-
-def _refresh_key(token: str) -> dict[str, str]:
-    return {"pk": "REFRESH#" + hashlib.sha256(token.encode()).hexdigest(), "sk": "REFRESH"}
 
 
 @dataclass(frozen=True)
@@ -43,7 +34,7 @@ class RefreshReuse(Unauthorized):
 
 def upsert_user(user_id: str, email: str, name: str, now_iso: str) -> None:
     table().update(
-        user_key(user_id),
+        keys.user(user_id),
         "SET email = :email, #name = :name, updated_at = :now, created_at = if_not_exists(created_at, :now)",
         names={"#name": "name"},
         values={":email": email, ":name": name, ":now": now_iso},
@@ -51,8 +42,16 @@ def upsert_user(user_id: str, email: str, name: str, now_iso: str) -> None:
     )
 
 
-def get_user(user_id: str) -> dict[str, Any] | None:
-    return table().get(user_key(user_id))
+class User(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    email: str
+    name: str
+
+
+def get_user(user_id: str) -> User | None:
+    item = table().get(keys.user(user_id))
+    return User.model_validate(item) if item else None
 
 
 def start_session(user_id: str, now: float | None = None) -> Issued:
@@ -63,11 +62,11 @@ def start_session(user_id: str, now: float | None = None) -> Issued:
     db.transact_write(
         [
             db.put_action(
-                {**_session_key(session_id), "user_id": user_id, "created_at": int(now), "revoked": False, "expires_at": expires},
+                {**keys.session(session_id), "user_id": user_id, "created_at": int(now), "revoked": False, "expires_at": expires},
                 condition="attribute_not_exists(pk)",
             ),
             db.put_action(
-                {**_refresh_key(token), "session_id": session_id, "user_id": user_id, "status": "active", "expires_at": expires},
+                {**keys.refresh_token(token), "session_id": session_id, "user_id": user_id, "status": "active", "expires_at": expires},
                 condition="attribute_not_exists(pk)",
             ),
         ]
@@ -79,7 +78,7 @@ def rotate(refresh_token: str, now: float | None = None) -> Issued:
     """Exchange a refresh token for a new one in the same session, once."""
     now = now if now is not None else time.time()
     db = table()
-    stored = db.get(_refresh_key(refresh_token))
+    stored = db.get(keys.refresh_token(refresh_token))
     if not stored or stored["expires_at"] <= now:
         raise Unauthorized("The refresh token is not valid.")
     session_id, user_id = stored["session_id"], stored["user_id"]
@@ -88,7 +87,7 @@ def rotate(refresh_token: str, now: float | None = None) -> Issued:
         db.transact_write(
             [
                 db.update_action(
-                    _refresh_key(refresh_token),
+                    keys.refresh_token(refresh_token),
                     "SET #status = :used, used_at = :now",
                     condition="#status = :active AND expires_at > :now",
                     names={"#status": "status"},
@@ -97,7 +96,7 @@ def rotate(refresh_token: str, now: float | None = None) -> Issued:
                 ),
                 db.put_action(
                     {
-                        **_refresh_key(new_token),
+                        **keys.refresh_token(new_token),
                         "session_id": session_id,
                         "user_id": user_id,
                         "status": "active",
@@ -105,7 +104,7 @@ def rotate(refresh_token: str, now: float | None = None) -> Issued:
                     },
                     condition="attribute_not_exists(pk)",
                 ),
-                db.check_action(_session_key(session_id), "revoked = :no AND expires_at > :now", values={":no": False, ":now": int(now)}),
+                db.check_action(keys.session(session_id), "revoked = :no AND expires_at > :now", values={":no": False, ":now": int(now)}),
             ]
         )
     except TransactionCancelled as cancelled:
@@ -118,15 +117,15 @@ def rotate(refresh_token: str, now: float | None = None) -> Issued:
 
 
 def session_of(refresh_token: str) -> str | None:
-    stored = table().get(_refresh_key(refresh_token))
+    stored = table().get(keys.refresh_token(refresh_token))
     return str(stored["session_id"]) if stored else None
 
 
 def revoke(session_id: str) -> None:
     """Revoke the session: none of its refresh tokens works any more."""
-    table().update(_session_key(session_id), "SET revoked = :yes", condition="attribute_exists(pk)", values={":yes": True}, returns="NONE")
+    table().update(keys.session(session_id), "SET revoked = :yes", condition="attribute_exists(pk)", values={":yes": True}, returns="NONE")
 
 
 def is_revoked(session_id: str) -> bool:
-    stored = table().get(_session_key(session_id))
+    stored = table().get(keys.session(session_id))
     return not stored or bool(stored.get("revoked"))

@@ -13,7 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from payrail.payouts.status import PayoutStatus
+from payrail.db.payouts import StoredPayout
+from payrail.domain.payout_status import PayoutStatus
 
 # ISO 4217 codes this service pays out in. All have two minor-unit digits.
 Currency = Literal["BWP", "EUR", "GBP", "GHS", "KES", "NAD", "NGN", "TZS", "UGX", "USD", "ZAR"]
@@ -83,6 +84,6 @@ class PayoutPage(BaseModel):
 PUBLIC_FIELDS = tuple(Payout.model_fields)
 
 
-def public_view(item: dict[str, object]) -> Payout:
-    """The stored payout item as the API shows it (keys and internal attributes left out)."""
-    return Payout.model_validate({name: item.get(name) for name in PUBLIC_FIELDS})
+def public_view(payout: StoredPayout) -> Payout:
+    """The stored payout as the API shows it (internal attributes left out)."""
+    return Payout.model_validate(payout.model_dump(include=set(PUBLIC_FIELDS)))

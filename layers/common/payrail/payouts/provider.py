@@ -1,25 +1,23 @@
-"""The payment provider's client: one httpx call per submission, classified into the outcomes
-the worker acts on. The payout id is the provider's ``Idempotency-Key``, so a retry after a
-timeout (when the provider may have accepted the first request) can never pay twice."""
+"""The payment provider's one client: ``submit`` a payout, ask for a payout's ``status``.
+
+Answers are classified into the outcomes the callers act on. The payout id is the provider's
+``Idempotency-Key``, so a retry after a timeout (when the provider may have accepted the first
+request) can never pay twice. The correlation id goes with every request.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import httpx
-from pydantic import ConfigDict, Field
 
+from payrail.db.payouts import StoredPayout
 from payrail.errors import DependencyFailure
 from payrail.observability import CORRELATION_HEADER, correlation_id
-from payrail.settings import TableSettings, load
+from payrail.settings import ProviderSettings
 
-
-class ProviderSettings(TableSettings):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    payment_provider_url: str = Field(alias="PAYMENT_PROVIDER_URL", min_length=1)
-    provider_timeout_seconds: float = Field(alias="PROVIDER_TIMEOUT_SECONDS", default=3.0, gt=0)
+TRANSPORT: httpx.BaseTransport | None = None  # tests route the calls in-process
 
 
 class ProviderTransientError(DependencyFailure):
@@ -46,44 +44,67 @@ class Accepted:
     status: str
 
 
-@cache
-def http_client() -> httpx.Client:
-    settings = load(ProviderSettings)
-    return httpx.Client(base_url=settings.payment_provider_url.rstrip("/"), timeout=settings.provider_timeout_seconds)
-
-
 def _retry_after(response: httpx.Response) -> int | None:
     value = response.headers.get("retry-after", "")
     return min(int(value), 900) if value.isdigit() else None
 
 
-def submit(payout: dict[str, Any]) -> Accepted:
-    body = {
-        "amount": payout["amount"],
-        "currency": payout["currency"],
-        "beneficiary": payout["beneficiary"],
-        "reference": payout["reference"],
-        "metadata": {"payout_id": payout["id"]},
-    }
-    headers = {"Idempotency-Key": payout["id"], CORRELATION_HEADER: correlation_id()}
-    try:
-        response = http_client().post("/v1/payouts", json=body, headers=headers)
-    except httpx.TimeoutException as error:
-        raise ProviderTransientError("timeout", f"The provider did not answer in time: {type(error).__name__}") from error
-    except httpx.TransportError as error:
-        raise ProviderTransientError("connection", f"The provider is unreachable: {type(error).__name__}") from error
-    if response.status_code == 429:
-        raise ProviderTransientError("rate_limited", "The provider is rate limiting", retry_after=_retry_after(response))
-    if response.status_code >= 500 or response.status_code in (408, 409):
-        # 409 is how providers answer a concurrent request with the same key still in flight.
-        raise ProviderTransientError("server_error", f"The provider answered {response.status_code}", retry_after=_retry_after(response))
-    if response.status_code >= 400:
-        raise ProviderRejected(response.status_code, _reason(response))
-    try:
-        answer = response.json()
-        return Accepted(provider_reference=str(answer["id"]), status=str(answer.get("status", "accepted")))
-    except (ValueError, KeyError, TypeError) as error:
-        raise ProviderTransientError("bad_response", "The provider's answer has no payout id") from error
+class PaymentProvider:
+    def __init__(self, settings: ProviderSettings) -> None:
+        self.timeout = settings.provider_timeout_seconds
+        self._http = httpx.Client(base_url=settings.payment_provider_url.rstrip("/"), timeout=self.timeout, transport=TRANSPORT)
+
+    def _request(self, method: str, path: str, timeout: float | None = None, **kwargs: Any) -> httpx.Response:
+        headers = {CORRELATION_HEADER: correlation_id(), **kwargs.pop("headers", {})}
+        try:
+            return self._http.request(method, path, headers=headers, timeout=timeout or self.timeout, **kwargs)
+        except httpx.TimeoutException as error:
+            raise ProviderTransientError("timeout", f"The provider did not answer in time: {type(error).__name__}") from error
+        except httpx.TransportError as error:
+            raise ProviderTransientError("connection", f"The provider is unreachable: {type(error).__name__}") from error
+
+    @staticmethod
+    def _transient(response: httpx.Response) -> None:
+        if response.status_code == 429:
+            raise ProviderTransientError("rate_limited", "The provider is rate limiting", retry_after=_retry_after(response))
+        if response.status_code >= 500 or response.status_code in (408, 409):
+            # 409 is how providers answer a concurrent request with the same key still in flight.
+            raise ProviderTransientError(
+                "server_error", f"The provider answered {response.status_code}", retry_after=_retry_after(response)
+            )
+
+    def submit(self, payout: StoredPayout) -> Accepted:
+        body = {
+            "amount": payout.amount,
+            "currency": payout.currency,
+            "beneficiary": payout.beneficiary,
+            "reference": payout.reference,
+            "metadata": {"payout_id": payout.id},
+        }
+        response = self._request("POST", "/v1/payouts", json=body, headers={"Idempotency-Key": payout.id})
+        self._transient(response)
+        if response.status_code >= 400:
+            raise ProviderRejected(response.status_code, _reason(response))
+        try:
+            answer = response.json()
+            return Accepted(provider_reference=str(answer["id"]), status=str(answer.get("status", "accepted")))
+        except (ValueError, KeyError, TypeError) as error:
+            raise ProviderTransientError("bad_response", "The provider's answer has no payout id") from error
+
+    def status(self, payout: StoredPayout, timeout: float | None = None) -> dict[str, Any] | None:
+        """The provider's view of ``payout`` (``GET /v1/payouts/{reference}``), or None if it has none."""
+        reference = payout.provider_reference or payout.id
+        response = self._request("GET", f"/v1/payouts/{reference}", timeout=timeout)
+        if response.status_code == 404:
+            return None
+        self._transient(response)
+        if response.status_code >= 400:
+            raise ProviderTransientError("bad_response", f"The provider answered {response.status_code}")
+        try:
+            answer: Any = response.json()
+        except ValueError as error:
+            raise ProviderTransientError("bad_response", "The provider's status answer is not JSON") from error
+        return answer if isinstance(answer, dict) else None
 
 
 def _reason(response: httpx.Response) -> str:

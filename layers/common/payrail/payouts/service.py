@@ -11,33 +11,20 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import ConfigDict, Field
 
-from payrail import queues
+from payrail import clock, queues
 from payrail.db import payouts as store
-from payrail.errors import DependencyFailure, NotFound, RateLimited, Unprocessable, ValidationFailed
+from payrail.domain.payout_status import PayoutStatus
+from payrail.errors import DependencyFailure, RateLimited, Unprocessable, ValidationFailed
 from payrail.observability import logger, metrics
+from payrail.ownership import owned
 from payrail.payouts.models import IDEMPOTENCY_KEY_PATTERN, Payout, PayoutPage, PayoutRequest, public_view
-from payrail.payouts.status import PayoutStatus
-from payrail.settings import TableSettings, load
+from payrail.settings import PayoutsApiSettings
 
 _KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
-
-
-class PayoutsApiSettings(TableSettings):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    payouts_queue_url: str = Field(alias="PAYOUTS_QUEUE_URL", min_length=1)
-    rate_limit_per_minute: int = Field(alias="PAYOUT_RATE_LIMIT_PER_MINUTE", default=60, ge=1)
-
-
-def utc_now_text(now: float | None = None) -> str:
-    """RFC 3339 UTC with microseconds, so string order is time order."""
-    moment = datetime.fromtimestamp(now if now is not None else time.time(), UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def new_payout_id() -> str:
@@ -63,11 +50,10 @@ class CreateResult:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def create_payout(user_id: str, key: str | None, request: PayoutRequest) -> CreateResult:
+def create_payout(settings: PayoutsApiSettings, user_id: str, key: str | None, request: PayoutRequest) -> CreateResult:
     key = check_idempotency_key(key)
-    settings = load(PayoutsApiSettings)
     now = time.time()
-    stamp = utc_now_text(now)
+    stamp = clock.from_epoch(now)
     payout = Payout(
         id=new_payout_id(),
         status=PayoutStatus.PENDING,
@@ -110,11 +96,8 @@ def _hand_off(queue_url: str, payout_id: str) -> None:
 
 
 def get_payout(user_id: str, payout_id: str) -> Payout:
-    item = store.get(payout_id) if len(payout_id) <= 64 else None
-    # Another user's payout is answered exactly like a missing one: its existence is not revealed.
-    if item is None or item.get("user_id") != user_id:
-        raise NotFound("No such payout.")
-    return public_view(item)
+    payout = owned(store.get(payout_id) if len(payout_id) <= 64 else None, user_id, "No such payout.")
+    return public_view(payout)
 
 
 def list_payouts(user_id: str, limit: int, cursor: str | None) -> PayoutPage:

@@ -39,7 +39,7 @@ def apply_change(change: StatusChange) -> Outcome:
         "payout_id": change.payout_id,
         "outcome": outcome.value,
         "source": change.source,
-        "payout_status": (payout or {}).get("status"),
+        "payout_status": payout.status.value if payout else None,
     }
     if outcome is Outcome.UNKNOWN_PAYOUT:
         logger.warning("payment event for an unknown payout; it will be retried", extra=details)

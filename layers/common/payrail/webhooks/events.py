@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from payrail.domain.payout_status import PayoutStatus
 from payrail.errors import ValidationFailed
-from payrail.payouts.status import PayoutStatus
 
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:@/+=-]+$")]
 

@@ -22,26 +22,15 @@ from typing import Any
 from aws_lambda_powertools import single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities import parameters
-from pydantic import ConfigDict, Field
 
 from payrail import queues
 from payrail.errors import DependencyFailure, Unauthorized
 from payrail.observability import logger, metrics
-from payrail.settings import Settings, load
+from payrail.settings import WebhookReceiveSettings, WebhookSecretSettings
 from payrail.webhooks.events import PaymentEvent, parse_event
 from payrail.webhooks.signatures import SignatureRejected, verify_jwt, verify_standard
 
 SECRETS_CACHE_SECONDS = 300
-
-
-class WebhookSecretSettings(Settings):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    webhook_secrets_arn: str = Field(alias="WEBHOOK_SECRETS_ARN", min_length=1)
-    webhook_jwt_keys_arn: str = Field(alias="WEBHOOK_JWT_KEYS_ARN", min_length=1)
-
-
-class WebhookReceiveSettings(WebhookSecretSettings):
-    payment_events_queue_url: str = Field(alias="PAYMENT_EVENTS_QUEUE_URL", min_length=1)
 
 
 def _secret_document(arn: str) -> dict[str, Any]:
@@ -54,15 +43,15 @@ def _secret_document(arn: str) -> dict[str, Any]:
     return document
 
 
-def hmac_secrets() -> list[str]:
+def hmac_secrets(settings: WebhookSecretSettings) -> list[str]:
     """Every configured Standard Webhooks secret (any of them verifies)."""
-    document = _secret_document(load(WebhookSecretSettings).webhook_secrets_arn)
+    document = _secret_document(settings.webhook_secrets_arn)
     return [value for value in document.values() if isinstance(value, str) and value]
 
 
-def jwt_keys() -> tuple[str, dict[str, str]]:
+def jwt_keys(settings: WebhookSecretSettings) -> tuple[str, dict[str, str]]:
     """The active kid and every JWT key by kid."""
-    document = _secret_document(load(WebhookSecretSettings).webhook_jwt_keys_arn)
+    document = _secret_document(settings.webhook_jwt_keys_arn)
     keys = {kid: value for kid, value in document.items() if kid != "active_kid" and isinstance(value, str) and value}
     return str(document.get("active_kid", "")), keys
 
@@ -74,7 +63,7 @@ def _rejected(reason: str, detail: str) -> Unauthorized:
     return Unauthorized(detail, reason=reason)
 
 
-def receive_webhook(headers: Mapping[str, str], body: bytes, now: float | None = None) -> PaymentEvent:
+def receive_webhook(settings: WebhookReceiveSettings, headers: Mapping[str, str], body: bytes, now: float | None = None) -> PaymentEvent:
     """Verify, parse and enqueue one delivery; returns the accepted event.
 
     Unauthorized (401) for anything unverified, ValidationFailed (400) for a verified but
@@ -83,9 +72,9 @@ def receive_webhook(headers: Mapping[str, str], body: bytes, now: float | None =
     lowered = {name.lower(): value for name, value in headers.items()}
     try:
         if "webhook-signature" in lowered or "webhook-id" in lowered or "webhook-timestamp" in lowered:
-            signed_id = verify_standard(lowered, body, hmac_secrets(), clock)
+            signed_id = verify_standard(lowered, body, hmac_secrets(settings), clock)
         elif "authorization" in lowered:
-            signed_id = str(verify_jwt(lowered["authorization"], body, jwt_keys()[1], clock)["jti"])
+            signed_id = str(verify_jwt(lowered["authorization"], body, jwt_keys(settings)[1], clock)["jti"])
         else:
             raise SignatureRejected("missing_headers", "The delivery carries no signature.")
     except SignatureRejected as rejected:
@@ -94,7 +83,7 @@ def receive_webhook(headers: Mapping[str, str], body: bytes, now: float | None =
     if event.id != signed_id:
         raise _rejected("id_mismatch", "The signed id is not the event's id.")
     # The event goes on unchanged (the body is valid JSON by now): the worker parses it again.
-    queues.send(load(WebhookReceiveSettings).payment_events_queue_url, json.loads(body), attributes={"event_id": event.id})
+    queues.send(settings.payment_events_queue_url, json.loads(body), attributes={"event_id": event.id})
     metrics.add_metric(name="WebhookAccepted", unit=MetricUnit.Count, value=1)
     logger.info("webhook accepted", extra={"event_id": event.id, "event_type": event.type})
     return event

@@ -20,20 +20,23 @@ import hashlib
 import json
 import random
 import time
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
-
-from payrail.db import ConditionFailed, decode_cursor, encode_cursor, keys, table
+from payrail import clock
+from payrail.db import ConditionFailed, decode_cursor, encode_cursor
 from payrail.errors import DependencyFailure, NotFound, RateLimited, Unprocessable
 from payrail.http import json_response
 from payrail.observability import logger
-from payrail.sandbox import webhooks
-from payrail.settings import TableSettings, load
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from payrail_sandbox import settings as sandbox_settings
+from payrail_sandbox import webhooks
+from payrail_sandbox.settings import SandboxSettings
+from payrail_sandbox.store import key
+from payrail_sandbox.store import sandbox_table as table
 
 router = APIGatewayHttpRouter()
 
@@ -58,11 +61,6 @@ class SandboxTimeout(DependencyFailure):
     status = 504
     slug = "sandbox-timeout"
     title = "The sandbox provider simulated a timeout"
-
-
-class SandboxPaymentsSettings(TableSettings):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    timeout_seconds: float = Field(alias="SANDBOX_PAYMENTS_TIMEOUT_SECONDS", default=4.0, ge=0)
 
 
 class SandboxFaults(BaseModel):
@@ -110,14 +108,14 @@ class SandboxPayoutPage(BaseModel):
 
 
 def _faults_key() -> dict[str, str]:
-    return {"pk": keys.sandbox(PROVIDER, "FAULTS"), "sk": "FAULTS"}
+    return {"pk": key(PROVIDER, "FAULTS"), "sk": "FAULTS"}
 
 
 def _payout_key(provider_id: str) -> dict[str, str]:
-    return {"pk": keys.sandbox(PROVIDER, "PAYOUT", provider_id), "sk": "PAYOUT"}
+    return {"pk": key(PROVIDER, "PAYOUT", provider_id), "sk": "PAYOUT"}
 
 
-_LISTING = keys.sandbox(PROVIDER, "PAYOUTS")
+_LISTING = key(PROVIDER, "PAYOUTS")
 
 
 def current_faults() -> SandboxFaults:
@@ -155,14 +153,14 @@ def _public(item: dict[str, Any]) -> SandboxPayout:
     return SandboxPayout.model_validate({name: item.get(name) for name in SandboxPayout.model_fields})
 
 
-def _accept(idempotency_key: str, request: SandboxPayoutRequest) -> tuple[int, SandboxPayout]:
+def _accept(config: SandboxSettings, idempotency_key: str, request: SandboxPayoutRequest) -> tuple[int, SandboxPayout]:
     """Record the payout once per idempotency key: 201 the first time, 200 with the same payout
     after that, 422 when the key comes back with a different request or the account is closed."""
     if request.beneficiary.account_number.startswith(REJECTED_ACCOUNT_PREFIX):
         raise Unprocessable("The beneficiary's account is closed.")
     provider_id = "pp_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
     fingerprint = hashlib.sha256(json.dumps(request.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
-    received_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    received_at = clock.text()
     item = {
         **_payout_key(provider_id),
         "gsi1pk": _LISTING,
@@ -182,20 +180,20 @@ def _accept(idempotency_key: str, request: SandboxPayoutRequest) -> tuple[int, S
             raise Unprocessable("This Idempotency-Key was used with a different request.") from existing
         if not stored.get("events_scheduled"):
             # The first request died between recording the payout and scheduling its events.
-            after_payout_accepted(_public(stored))
+            after_payout_accepted(config, _public(stored))
         return 200, _public(stored)
     payout = _public(item)
-    after_payout_accepted(payout)
+    after_payout_accepted(config, payout)
     return 201, payout
 
 
-def after_payout_accepted(payout: SandboxPayout) -> None:
+def after_payout_accepted(config: SandboxSettings, payout: SandboxPayout) -> None:
     """The one place that runs when a provider payout has been accepted and recorded: it schedules
     the payout's webhooks (payout.processing, then payout.paid or payout.failed) and notes that it
     did. A replay of the key finds no note when the first request died in between, and schedules
     them then: a provider that accepted a payout settles it."""
     logger.info("sandbox payout accepted", extra={"provider_payout_id": payout.id})
-    if webhooks.schedule_payout_events(payout.model_dump(mode="json")):
+    if webhooks.schedule_payout_events(config, payout.model_dump(mode="json")):
         table().update(_payout_key(payout.id), "SET events_scheduled = :yes", values={":yes": True}, returns="NONE")
 
 
@@ -209,6 +207,7 @@ def create_provider_payout(
     body: SandboxPayoutRequest,
     idempotency_key: Annotated[str, Header(alias="idempotency-key", min_length=1, max_length=255)],
 ) -> Response[SandboxPayout]:
+    config = sandbox_settings.of(router)
     faults = current_faults()
     if faults.latency_ms:
         time.sleep(faults.latency_ms / 1000)
@@ -216,8 +215,8 @@ def create_provider_payout(
     if draw < faults.timeout_rate:
         # A timeout: by default half the time the payout is accepted first and only the answer is lost.
         if random.random() < faults.timeout_after_accept_share:
-            _accept(idempotency_key, body)
-        time.sleep(load(SandboxPaymentsSettings).timeout_seconds)
+            _accept(config, idempotency_key, body)
+        time.sleep(config.payments_timeout_seconds)
         raise SandboxTimeout()
     draw -= faults.timeout_rate
     if draw < faults.error_rate:
@@ -225,7 +224,7 @@ def create_provider_payout(
     draw -= faults.error_rate
     if draw < faults.rate_limit_rate:
         raise RateLimited("The sandbox provider simulated a rate limit.", retry_after=1)
-    status, payout = _accept(idempotency_key, body)
+    status, payout = _accept(config, idempotency_key, body)
     return json_response(payout, status=status)
 
 

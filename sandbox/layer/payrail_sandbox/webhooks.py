@@ -26,7 +26,7 @@ import json
 import random
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 import httpx
@@ -34,21 +34,23 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.utilities import parameters
-from pydantic import BaseModel, ConfigDict, Field
-
-from payrail import queues
-from payrail.db import ConditionFailed, keys, table
+from payrail import clock, queues
+from payrail.db import ConditionFailed
 from payrail.errors import DependencyFailure, NotFound
 from payrail.http import json_response
 from payrail.observability import CORRELATION_HEADER, correlation_id, logger
-from payrail.settings import TableSettings, load
 from payrail.webhooks.signatures import sign_jwt, sign_standard
+from pydantic import BaseModel, ConfigDict, Field
+
+from payrail_sandbox import settings as sandbox_settings
+from payrail_sandbox.settings import MAX_SQS_DELAY, SandboxWebhookSettings, SenderSettings
+from payrail_sandbox.store import key
+from payrail_sandbox.store import sandbox_table as table
 
 router = APIGatewayHttpRouter()
 
 PROVIDER = "payments"
 TAGS = ["Sandbox payment provider"]
-MAX_SQS_DELAY = 900
 _PPM = 1_000_000  # the table refuses floats: a rate is stored as parts per million
 DELIVERY_TIMEOUT_SECONDS = 5.0
 # A delivery is started only with this much time left in the invocation: the POST's timeout, and
@@ -59,20 +61,6 @@ SECRETS_CACHE_SECONDS = 60
 
 # The provider's own payout statuses, forward only: accepted → processing → paid | failed.
 _PROVIDER_SOURCES = {"processing": ["accepted"], "paid": ["accepted", "processing"], "failed": ["accepted", "processing"]}
-
-
-class SandboxWebhookSettings(TableSettings):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    queue_url: str = Field(alias="SANDBOX_WEBHOOKS_QUEUE_URL", default="")
-    delay_seconds: int = Field(alias="SANDBOX_WEBHOOK_DELAY_SECONDS", default=2, ge=0, le=MAX_SQS_DELAY // 2)
-    failure_percent: int = Field(alias="SANDBOX_WEBHOOK_FAILURE_PERCENT", default=0, ge=0, le=100)
-    scheme: Literal["standard", "jwt"] = Field(alias="SANDBOX_WEBHOOK_SCHEME", default="standard")
-
-
-class SenderSettings(SandboxWebhookSettings):
-    webhook_url: str = Field(alias="WEBHOOK_URL", min_length=1)
-    webhook_secrets_arn: str = Field(alias="WEBHOOK_SECRETS_ARN", min_length=1)
-    webhook_jwt_keys_arn: str = Field(alias="WEBHOOK_JWT_KEYS_ARN", min_length=1)
 
 
 class SandboxWebhookConfig(BaseModel):
@@ -108,7 +96,7 @@ class EmittedEvents(BaseModel):
 
 # ------------------------------------------------------------------------ storage
 def _key(*parts: str) -> str:
-    return keys.sandbox(PROVIDER, *parts)
+    return key(PROVIDER, *parts)
 
 
 def _config_key() -> dict[str, str]:
@@ -127,8 +115,7 @@ def _events_index(provider_payout_id: str) -> str:
     return _key("PAYOUT", provider_payout_id, "EVENTS")
 
 
-def current_config() -> SandboxWebhookConfig:
-    defaults = load(SandboxWebhookSettings)
+def current_config(defaults: SandboxWebhookSettings) -> SandboxWebhookConfig:
     item = table().get(_config_key()) or {}
     return SandboxWebhookConfig(
         enabled=bool(item.get("enabled", True)),
@@ -138,19 +125,11 @@ def current_config() -> SandboxWebhookConfig:
     )
 
 
-def _text(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _now_text() -> str:
-    return _text(datetime.now(UTC))
-
-
 def _store_event(provider_payout: dict[str, Any], event_type: str, failure_reason: str | None = None, due_in: int | None = None) -> str:
     """Store an event; one the provider emits on its own (``due_in`` seconds from now) also moves
     the provider's payout when that time has come, delivered or not (:func:`catch_up`)."""
     event_id = f"evt_{uuid.uuid4().hex}"
-    created_at = _now_text()
+    created_at = clock.text()
     document = {
         "id": event_id,
         "type": event_type,
@@ -172,53 +151,53 @@ def _store_event(provider_payout: dict[str, Any], event_type: str, failure_reaso
             "body": json.dumps(document, separators=(",", ":")),
             "state": "scheduled",
             "attempts": 0,
-            **({"due_at": _text(datetime.now(UTC) + timedelta(seconds=due_in))} if due_in is not None else {}),
+            **({"due_at": clock.text(clock.now() + timedelta(seconds=due_in))} if due_in is not None else {}),
         },
         condition="attribute_not_exists(pk)",
     )
     return event_id
 
 
-def _enqueue(event_id: str, delay: int, advance: bool) -> None:
-    queue_url = load(SandboxWebhookSettings).queue_url
+def _enqueue(config: SandboxWebhookSettings, event_id: str, delay: int, advance: bool) -> None:
+    queue_url = config.queue_url
     if not queue_url:
         raise DependencyFailure("SANDBOX_WEBHOOKS_QUEUE_URL is not configured.")
     queues.send(queue_url, {"event_id": event_id, "advance": advance}, delay_seconds=min(delay, MAX_SQS_DELAY))
 
 
 # ------------------------------------------------------------------------ use cases
-def schedule_payout_events(provider_payout: dict[str, Any]) -> list[str]:
+def schedule_payout_events(defaults: SandboxWebhookSettings, provider_payout: dict[str, Any]) -> list[str]:
     """Emit ``payout.processing`` after the configured delay and the final event after twice it.
 
     A sandbox run without the delay queue (a test hosting the provider in-process) has no webhooks."""
-    if not load(SandboxWebhookSettings).queue_url:
+    if not defaults.queue_url:
         logger.warning("sandbox webhooks are not configured (no SANDBOX_WEBHOOKS_QUEUE_URL); none scheduled")
         return []
-    config = current_config()
+    config = current_config(defaults)
     fails = random.random() < config.failure_rate
     final, reason = ("payout.failed", "sandbox: simulated failure") if fails else ("payout.paid", None)
     processing = _store_event(provider_payout, "payout.processing", due_in=config.delay_seconds)
     terminal = _store_event(provider_payout, final, reason, due_in=2 * config.delay_seconds)
-    _enqueue(processing, config.delay_seconds, advance=True)
-    _enqueue(terminal, 2 * config.delay_seconds, advance=True)
+    _enqueue(defaults, processing, config.delay_seconds, advance=True)
+    _enqueue(defaults, terminal, 2 * config.delay_seconds, advance=True)
     logger.info("sandbox webhooks scheduled", extra={"provider_payout_id": provider_payout["id"], "final": final})
     return [processing, terminal]
 
 
-def trigger_event(provider_payout_id: str, request: TriggerEvent) -> str:
+def trigger_event(defaults: SandboxWebhookSettings, provider_payout_id: str, request: TriggerEvent) -> str:
     provider_payout = table().get(_provider_payout_key(provider_payout_id))
     if provider_payout is None:
         raise NotFound("No such sandbox payout.")
     reason = request.failure_reason or ("sandbox: triggered failure" if request.type == "payout.failed" else None)
     event_id = _store_event(provider_payout, request.type, reason)
-    _enqueue(event_id, 0, advance=True)
+    _enqueue(defaults, event_id, 0, advance=True)
     return event_id
 
 
-def redeliver(event_id: str) -> None:
+def redeliver(defaults: SandboxWebhookSettings, event_id: str) -> None:
     if table().get(_event_key(event_id)) is None:
         raise NotFound("No such sandbox event.")
-    _enqueue(event_id, 0, advance=False)
+    _enqueue(defaults, event_id, 0, advance=False)
 
 
 def _event_items(provider_payout_id: str) -> list[dict[str, Any]]:
@@ -244,7 +223,7 @@ def catch_up(provider_payout_id: str) -> None:
     moves the payout when it handles the event, so an event whose message never got a sender
     (its invocations timed out until it was dead-lettered) would freeze the payout for good.
     Reading the payout applies those events first (forward only, so applying one twice is harmless)."""
-    now = _now_text()
+    now = clock.text()
     for event in _event_items(provider_payout_id):
         if str(event.get("due_at") or "~") <= now:
             _advance_provider_payout(event, json.loads(str(event["body"])))
@@ -278,8 +257,7 @@ class DeliveryFailed(DependencyFailure):
     """The receiver did not answer 2xx: the record fails and SQS delivers it again later."""
 
 
-def _signed_headers(config: SandboxWebhookConfig, event_id: str, body: bytes) -> dict[str, str]:
-    settings = load(SenderSettings)
+def _signed_headers(settings: SenderSettings, config: SandboxWebhookConfig, event_id: str, body: bytes) -> dict[str, str]:
     now = time.time()
     if config.scheme == "jwt":
         document: Any = parameters.get_secret(settings.webhook_jwt_keys_arn, transform="json", max_age=SECRETS_CACHE_SECONDS)
@@ -289,7 +267,7 @@ def _signed_headers(config: SandboxWebhookConfig, event_id: str, body: bytes) ->
     return sign_standard(str(secrets["current"]), event_id, int(now), body)
 
 
-def send_event(event_id: str, advance: bool, seconds_left: float = DELIVERY_TIME_NEEDED_SECONDS) -> str:
+def send_event(settings: SenderSettings, event_id: str, advance: bool, seconds_left: float = DELIVERY_TIME_NEEDED_SECONDS) -> str:
     """The sender's use case for one queued event: advance the provider's payout, then deliver,
     if the invocation's ``seconds_left`` are enough to finish."""
     if seconds_left < DELIVERY_TIME_NEEDED_SECONDS:
@@ -303,13 +281,16 @@ def send_event(event_id: str, advance: bool, seconds_left: float = DELIVERY_TIME
     body = str(event["body"]).encode()
     if advance:
         _advance_provider_payout(event, json.loads(body))
-    config = current_config()
+    config = current_config(settings)
     if not config.enabled:
         db.update(_event_key(event_id), "SET #state = :state", names={"#state": "state"}, values={":state": "suppressed"}, returns="NONE")
         logger.info("sandbox webhook suppressed (deliveries are switched off)", extra={"event_id": event_id})
         return "suppressed"
-    settings = load(SenderSettings)
-    headers = {"content-type": "application/json", CORRELATION_HEADER: correlation_id(), **_signed_headers(config, event_id, body)}
+    headers = {
+        "content-type": "application/json",
+        CORRELATION_HEADER: correlation_id(),
+        **_signed_headers(settings, config, event_id, body),
+    }
     try:
         response = httpx.post(settings.webhook_url, content=body, headers=headers, timeout=DELIVERY_TIMEOUT_SECONDS)
         code: int | None = response.status_code
@@ -333,7 +314,7 @@ def send_event(event_id: str, advance: bool, seconds_left: float = DELIVERY_TIME
 # ------------------------------------------------------------------------ routes
 @router.get("/webhooks", summary="Sandbox provider: webhook delivery settings", tags=TAGS)
 def get_webhook_config() -> Response[SandboxWebhookConfig]:
-    return json_response(current_config())
+    return json_response(current_config(sandbox_settings.of(router)))
 
 
 @router.put("/webhooks", summary="Sandbox provider: switch webhooks on/off, set delay, failure rate and scheme", tags=TAGS)
@@ -347,7 +328,7 @@ def put_webhook_config(config: SandboxWebhookConfig) -> Response[SandboxWebhookC
             "scheme": config.scheme,
         }
     )
-    return json_response(current_config())
+    return json_response(current_config(sandbox_settings.of(router)))
 
 
 @router.post(
@@ -357,7 +338,7 @@ def put_webhook_config(config: SandboxWebhookConfig) -> Response[SandboxWebhookC
     tags=TAGS,
 )
 def post_payout_event(provider_payout_id: Annotated[str, Path(max_length=64)], request: TriggerEvent) -> Response[EmittedEvent]:
-    event_id = trigger_event(provider_payout_id, request)
+    event_id = trigger_event(sandbox_settings.of(router), provider_payout_id, request)
     return json_response(
         EmittedEvent(id=event_id, type=request.type, provider_payout_id=provider_payout_id, state="scheduled", attempts=0), 202
     )
@@ -375,5 +356,5 @@ def get_payout_events(provider_payout_id: Annotated[str, Path(max_length=64)]) -
     tags=TAGS,
 )
 def post_redeliver(event_id: Annotated[str, Path(max_length=200)]) -> Response[dict[str, str]]:
-    redeliver(event_id)
+    redeliver(sandbox_settings.of(router), event_id)
     return json_response({"id": event_id, "state": "redelivering"}, 202)

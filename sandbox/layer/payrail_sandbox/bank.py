@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from payrail.db import sandbox_bank as store
+from payrail_sandbox import bank_store as store
 
 router = APIGatewayHttpRouter()
 

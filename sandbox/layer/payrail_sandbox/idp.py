@@ -31,12 +31,14 @@ from aws_lambda_powertools.utilities import parameters
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
-from pydantic import ConfigDict, Field
-
 from payrail import kms
 from payrail.auth.oauth_state import pkce_challenge
-from payrail.db import ConditionFailed, table
-from payrail.settings import PublicUrlSettings, load
+from payrail.db import ConditionFailed
+
+from payrail_sandbox import settings as sandbox_settings
+from payrail_sandbox.settings import SandboxSettings
+from payrail_sandbox.store import digest, key
+from payrail_sandbox.store import sandbox_table as table
 
 router = APIGatewayHttpRouter()
 
@@ -45,30 +47,15 @@ ID_TOKEN_SECONDS = 3600
 DEFAULT_EMAIL = "ada@example.com"
 TAGS = ["Sandbox identity provider (dev only)"]
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,200}\.[A-Za-z]{2,24}$")
-_KEYS_KEY = {"pk": "SANDBOX#idp", "sk": "KEYS"}
+_KEYS_KEY = {"pk": key("idp"), "sk": "KEYS"}
 
 
-class SandboxIdpSettings(PublicUrlSettings):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    client_id: str = Field(default="payrail-sandbox", alias="SANDBOX_OIDC_CLIENT_ID")
-    client_secret_arn: str = Field(alias="SANDBOX_OIDC_CLIENT_SECRET_ARN")
-    key_id: str = Field(alias="TOKENS_KEY_ID")
-
-    @property
-    def issuer(self) -> str:
-        return self.public_base_url.rstrip("/") + "/sandbox/idp"
-
-    @property
-    def redirect_uris(self) -> frozenset[str]:
-        return frozenset({self.public_base_url.rstrip("/") + "/auth/callback"})
-
-
-def _settings() -> SandboxIdpSettings:
-    return load(SandboxIdpSettings)
+def _settings() -> SandboxSettings:
+    return sandbox_settings.of(router)
 
 
 def _client_secret() -> str:
-    return str(parameters.get_secret(_settings().client_secret_arn, max_age=300))
+    return str(parameters.get_secret(_settings().oidc_client_secret_arn, max_age=300))
 
 
 def _oauth_error(status: int, error: str, description: str) -> Response[dict]:
@@ -91,7 +78,7 @@ def _new_key() -> tuple[dict[str, Any], rsa.RSAPrivateKey]:
     record = {
         "kid": kid,
         "public_jwk": json.dumps(public_jwk),
-        "private": kms.encrypt(_settings().key_id, pem, {"purpose": "sandbox-idp", "kid": kid}),
+        "private": kms.encrypt(_settings().tokens_key_id, pem, {"purpose": "sandbox-idp", "kid": kid}),
     }
     return record, private
 
@@ -142,7 +129,7 @@ def rotate_keys() -> str:
 
 # -------------------------------------------------------------------- codes
 def _code_key(code: str) -> dict[str, str]:
-    return {"pk": "SANDBOX#idp#CODE#" + hashlib.sha256(code.encode()).hexdigest(), "sk": "CODE"}
+    return {"pk": key("idp", "CODE", digest(code)), "sk": "CODE"}
 
 
 def _subject(email: str) -> str:
@@ -194,7 +181,7 @@ def authorize(
 ) -> Response[str]:
     settings = _settings()
     # Errors about the client or the redirect URI are shown, never redirected (RFC 6749 4.1.2.1).
-    if client_id != settings.client_id:
+    if client_id != settings.oidc_client_id:
         return _shown_error("invalid_client", "Unknown client_id.")
     if redirect_uri not in settings.redirect_uris:
         return _shown_error("invalid_request", "redirect_uri is not registered for this client.")
@@ -243,7 +230,7 @@ def token() -> Response[dict]:
     form = dict(parse_qsl(event.decoded_body or "", keep_blank_values=True))
     settings = _settings()
     client_id, client_secret = _client_credentials(form, (event.headers or {}).get("authorization", ""))
-    if client_id != settings.client_id or not secrets.compare_digest(client_secret.encode(), _client_secret().encode()):
+    if client_id != settings.oidc_client_id or not secrets.compare_digest(client_secret.encode(), _client_secret().encode()):
         return _oauth_error(401, "invalid_client", "Client authentication failed.")
     if form.get("grant_type") != "authorization_code":
         return _oauth_error(400, "unsupported_grant_type", "Only authorization_code is supported.")

@@ -13,7 +13,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from payrail.db import ConditionFailed, Item, keys, table
+from payrail.db import ConditionFailed, Item
+
+from payrail_sandbox.store import bank_code, bank_log, bank_token, bank_txn, bank_user
+from payrail_sandbox.store import sandbox_table as table
 
 LOG_END = 10**12 - 1
 
@@ -23,7 +26,7 @@ def ensure_user(login: str, seed: int) -> bool:
     try:
         table().put(
             {
-                **keys.sandbox_bank_user(login),
+                **bank_user(login),
                 "login": login,
                 "seq": 0,
                 "token_generation": 0,
@@ -41,20 +44,18 @@ def ensure_user(login: str, seed: int) -> bool:
 
 
 def get_user(login: str) -> Item | None:
-    return table().get(keys.sandbox_bank_user(login))
+    return table().get(bank_user(login))
 
 
 def _allocate(login: str, count: int) -> int:
     """Reserve ``count`` log sequence numbers; returns the first."""
-    answer = table().update(
-        keys.sandbox_bank_user(login), "ADD seq :n", condition="attribute_exists(pk)", values={":n": count}, returns="UPDATED_NEW"
-    )
+    answer = table().update(bank_user(login), "ADD seq :n", condition="attribute_exists(pk)", values={":n": count}, returns="UPDATED_NEW")
     assert answer is not None
     return int(answer["seq"]) - count + 1
 
 
 def _log(login: str, seq: int, kind: str, transaction: Mapping[str, Any]) -> Item:
-    return {**keys.sandbox_bank_log(login, seq), "kind": kind, "transaction": dict(transaction)}
+    return {**bank_log(login, seq), "kind": kind, "transaction": dict(transaction)}
 
 
 def add_transactions(login: str, count: int) -> list[str]:
@@ -78,7 +79,7 @@ def add_transactions(login: str, count: int) -> list[str]:
                 "pending": False,
             }
         )
-    puts = [{**keys.sandbox_bank_txn(login, t["transaction_id"]), "transaction": t} for t in transactions]
+    puts = [{**bank_txn(login, t["transaction_id"]), "transaction": t} for t in transactions]
     puts += [_log(login, first + i, "added", t) for i, t in enumerate(transactions)]
     table().batch_write(puts=puts)
     return [t["transaction_id"] for t in transactions]
@@ -87,7 +88,7 @@ def add_transactions(login: str, count: int) -> list[str]:
 def _current(login: str, count: int) -> list[dict[str, Any]]:
     if count <= 0:
         return []
-    pk = keys.sandbox_bank_user(login)["pk"]
+    pk = bank_user(login)["pk"]
     page = table().query("pk = :pk AND begins_with(sk, :txn)", {":pk": pk, ":txn": "TXN#"}, limit=count, consistent=True)
     return [dict(item["transaction"]) for item in page.items]
 
@@ -101,7 +102,7 @@ def modify_transactions(login: str, count: int) -> list[str]:
     for i, transaction in enumerate(chosen):
         transaction["amount"] = int(transaction["amount"]) - 1
         transaction["description"] = str(transaction["description"]) + " (amended)"
-        puts.append({**keys.sandbox_bank_txn(login, transaction["transaction_id"]), "transaction": transaction})
+        puts.append({**bank_txn(login, transaction["transaction_id"]), "transaction": transaction})
         puts.append(_log(login, first + i, "modified", transaction))
     table().batch_write(puts=puts)
     return [t["transaction_id"] for t in chosen]
@@ -113,12 +114,12 @@ def remove_transactions(login: str, count: int) -> list[str]:
         return []
     first = _allocate(login, len(chosen))
     logs = [_log(login, first + i, "removed", {"transaction_id": t["transaction_id"]}) for i, t in enumerate(chosen)]
-    table().batch_write(puts=logs, deletes=[keys.sandbox_bank_txn(login, t["transaction_id"]) for t in chosen])
+    table().batch_write(puts=logs, deletes=[bank_txn(login, t["transaction_id"]) for t in chosen])
     return [t["transaction_id"] for t in chosen]
 
 
 def count_transactions(login: str) -> int:
-    pk = keys.sandbox_bank_user(login)["pk"]
+    pk = bank_user(login)["pk"]
     total, start = 0, None
     while True:
         page = table().query("pk = :pk AND begins_with(sk, :txn)", {":pk": pk, ":txn": "TXN#"}, start_key=start)
@@ -130,10 +131,10 @@ def count_transactions(login: str) -> int:
 
 def log_after(login: str, seq: int, count: int) -> tuple[list[Item], bool]:
     """Up to ``count`` log entries after ``seq``, and whether more follow."""
-    pk = keys.sandbox_bank_user(login)["pk"]
+    pk = bank_user(login)["pk"]
     page = table().query(
         "pk = :pk AND sk BETWEEN :from AND :to",
-        {":pk": pk, ":from": keys.sandbox_bank_log(login, seq + 1)["sk"], ":to": keys.sandbox_bank_log(login, LOG_END)["sk"]},
+        {":pk": pk, ":from": bank_log(login, seq + 1)["sk"], ":to": bank_log(login, LOG_END)["sk"]},
         limit=count + 1,
         consistent=True,
     )
@@ -142,53 +143,51 @@ def log_after(login: str, seq: int, count: int) -> tuple[list[Item], bool]:
 
 # -------------------------------------------------------------------- codes and tokens
 def save_code(code: str, record: Mapping[str, Any], ttl: int) -> None:
-    table().put({**keys.sandbox_bank_code(code), **record, "expires_at": int(time.time()) + ttl})
+    table().put({**bank_code(code), **record, "expires_at": int(time.time()) + ttl})
 
 
 def consume_code(code: str) -> Item | None:
     """The code's record, deleted in the same call so a code works once; None if unknown or used."""
     try:
-        return table().delete(keys.sandbox_bank_code(code), condition="attribute_exists(pk)")
+        return table().delete(bank_code(code), condition="attribute_exists(pk)")
     except ConditionFailed:
         return None
 
 
 def save_token(token: str, record: Mapping[str, Any], ttl: int) -> None:
-    table().put({**keys.sandbox_bank_token(token), **record, "expires_at": int(time.time()) + ttl})
+    table().put({**bank_token(token), **record, "expires_at": int(time.time()) + ttl})
 
 
 def get_token(token: str) -> Item | None:
-    return table().get(keys.sandbox_bank_token(token))
+    return table().get(bank_token(token))
 
 
 def consume_token(token: str, kind: str) -> Item | None:
     try:
-        return table().delete(keys.sandbox_bank_token(token), condition="attribute_exists(pk) AND kind = :kind", values={":kind": kind})
+        return table().delete(bank_token(token), condition="attribute_exists(pk) AND kind = :kind", values={":kind": kind})
     except ConditionFailed:
         return None
 
 
 # -------------------------------------------------------------------- control and counters
 def count_token_grant(login: str, grant: str) -> None:
-    table().update(
-        keys.sandbox_bank_user(login), "ADD token_grants.#grant :one", names={"#grant": grant}, values={":one": 1}, returns="NONE"
-    )
+    table().update(bank_user(login), "ADD token_grants.#grant :one", names={"#grant": grant}, values={":one": 1}, returns="NONE")
 
 
 def expire_tokens(login: str) -> None:
-    table().update(keys.sandbox_bank_user(login), "ADD token_generation :one", condition="attribute_exists(pk)", values={":one": 1})
+    table().update(bank_user(login), "ADD token_generation :one", condition="attribute_exists(pk)", values={":one": 1})
 
 
 def set_fault(login: str, fault: Mapping[str, Any] | None) -> None:
     if fault is None:
-        table().update(keys.sandbox_bank_user(login), "REMOVE fault", condition="attribute_exists(pk)")
+        table().update(bank_user(login), "REMOVE fault", condition="attribute_exists(pk)")
     else:
-        table().update(keys.sandbox_bank_user(login), "SET fault = :f", condition="attribute_exists(pk)", values={":f": dict(fault)})
+        table().update(bank_user(login), "SET fault = :f", condition="attribute_exists(pk)", values={":f": dict(fault)})
 
 
 def count_sync_request(login: str) -> Item:
     """Count one transactions/sync request and return the user (with its fault, if any)."""
-    answer = table().update(keys.sandbox_bank_user(login), "ADD sync_requests :one", condition="attribute_exists(pk)", values={":one": 1})
+    answer = table().update(bank_user(login), "ADD sync_requests :one", condition="attribute_exists(pk)", values={":one": 1})
     assert answer is not None
     return answer
 
@@ -208,7 +207,7 @@ def step_fault(login: str, fault: Mapping[str, Any]) -> bool:
     else:
         return False
     try:
-        table().update(keys.sandbox_bank_user(login), update, condition=condition, names=names or None, values=values, returns="NONE")
+        table().update(bank_user(login), update, condition=condition, names=names or None, values=values, returns="NONE")
     except ConditionFailed:
         return False
     return fails

@@ -1,0 +1,113 @@
+"""Submitting one pending payout to the payment provider (the payout worker's use case).
+
+Duplicate deliveries are normal (SQS is at-least-once, reconciliation re-enqueues): a payout no
+longer ``pending`` is skipped, and the provider call carries the payout id as its idempotency
+key, so even two workers racing on one payout create one provider payout. The status change is a
+conditional update (forward only), never a read followed by a write.
+
+Retries: a transient failure raises :class:`~payrail.errors.RetryLater` with an exponential
+backoff with full jitter over the delivery's attempt number (the provider's Retry-After is a
+floor); the queue consumer makes the message visible again then, and after the queue's
+maxReceiveCount it goes to the dead-letter queue. A permanent 4xx marks the payout ``failed``.
+
+Time: a payout is started only while the invocation has the time to finish it (the provider
+call's timeout, the table writes around it, and a reserve for the invocation's end). One reached
+later is given back at once, so the next invocation takes it, instead of the invocation timing
+out and every record of the batch, finished or not, being delivered again.
+"""
+
+from __future__ import annotations
+
+import random
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from pydantic import BaseModel, Field
+
+from payrail import clock, retry
+from payrail.clock import Deadline
+from payrail.db import payouts as store
+from payrail.db.circuit import CircuitBreaker, CircuitOpen
+from payrail.domain.payout_status import PayoutStatus
+from payrail.errors import RetryLater
+from payrail.observability import logger, metrics
+from payrail.payouts.provider import PaymentProvider, ProviderRejected, ProviderTransientError
+from payrail.settings import PayoutWorkerSettings
+
+CIRCUIT_NAME = "payment-provider"
+# Beyond the provider call's own timeout: the payout read, the breaker's writes and the status update.
+TABLE_SECONDS_PER_RECORD = 2.0
+# Kept back for the end of the invocation: one visibility change per record left behind, and the
+# batch response. Without it, 4 of 462 worker invocations of a 500-payout chaos run still timed out.
+END_OF_INVOCATION_SECONDS = 3.0
+
+
+class PayoutMessage(BaseModel):
+    """The body of a payouts-queue message."""
+
+    payout_id: str = Field(min_length=1, max_length=64)
+
+
+def _provider_error(kind: str) -> None:
+    with single_metric(name="ProviderErrors", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
+        metric.add_dimension(name="kind", value=kind)
+
+
+class Submitter:
+    def __init__(
+        self, settings: PayoutWorkerSettings, provider: PaymentProvider | None = None, breaker: CircuitBreaker | None = None
+    ) -> None:
+        self.settings = settings
+        self.provider = provider or PaymentProvider(settings)
+        self.breaker = breaker or CircuitBreaker(CIRCUIT_NAME, settings.breaker_failure_threshold, settings.breaker_cooldown_seconds)
+
+    @property
+    def seconds_needed(self) -> float:
+        return self.settings.provider_timeout_seconds + TABLE_SECONDS_PER_RECORD + END_OF_INVOCATION_SECONDS
+
+    def _later(self, error: ProviderTransientError | CircuitOpen, attempt: int, floor: int | None) -> RetryLater:
+        seconds = retry.backoff_seconds(attempt - 1, self.settings.backoff_base_seconds, self.settings.backoff_cap_seconds, floor)
+        return RetryLater(f"payout submission failed: {error.detail}", seconds)
+
+    def submit(self, payout_id: str, deadline: Deadline, attempt: int = 1) -> str:
+        """Submit ``payout_id`` if ``deadline`` leaves the time to; what happened, for the log."""
+        logger.append_keys(payout_id=payout_id)
+        if deadline.remaining() < self.seconds_needed:
+            metrics.add_metric(name="PayoutsLeftForNextInvocation", unit=MetricUnit.Count, value=1)
+            raise RetryLater(f"not started with {deadline.remaining():.1f} s left", 0, quiet=True)
+        payout = store.get(payout_id)
+        if payout is None:
+            # Payouts are written before they are enqueued, so this is a foreign or corrupt message.
+            logger.warning("no such payout; message dropped")
+            return "missing"
+        if payout.status != PayoutStatus.PENDING:
+            metrics.add_metric(name="PayoutsSkipped", unit=MetricUnit.Count, value=1)
+            return "skipped"
+        try:
+            permit = self.breaker.before_call()
+        except CircuitOpen as error:
+            _provider_error("circuit_open")
+            # Every message held by an open breaker would come back at the probe's moment and fail
+            # again together, each spending a receive towards the DLQ: spread them over a cool-down.
+            raise self._later(error, attempt, error.retry_after + random.randint(0, int(self.settings.breaker_cooldown_seconds))) from error
+        try:
+            accepted = self.provider.submit(payout)
+        except ProviderTransientError as error:
+            _provider_error(error.kind)
+            if error.kind == "rate_limited":
+                self.breaker.record_success(permit)  # a 429 proves the provider is up; it is not a health failure
+            else:
+                self.breaker.record_failure(permit)
+            raise self._later(error, attempt, error.retry_after) from error
+        except ProviderRejected as rejected:
+            self.breaker.record_success(permit)
+            _provider_error("rejected")
+            if store.mark_failed(payout, rejected.reason, clock.text()):
+                metrics.add_metric(name="PayoutsFailed", unit=MetricUnit.Count, value=1)
+            return "failed"
+        self.breaker.record_success(permit)
+        if store.mark_submitted(payout_id, accepted.provider_reference, clock.text()) is None:
+            metrics.add_metric(name="PayoutsSkipped", unit=MetricUnit.Count, value=1)
+            return "skipped"
+        metrics.add_metric(name="PayoutsSubmitted", unit=MetricUnit.Count, value=1)
+        logger.info("payout submitted", extra={"provider_reference": accepted.provider_reference})
+        return "submitted"
