@@ -29,9 +29,12 @@ def _guarded_by_document_sandbox(path: Path, node: ast.AST) -> bool:
     """Whether ``node`` sits inside an ``if`` that tests the ``document_sandbox`` setting."""
     tree = ast.parse(path.read_text(), str(path))
     for branch in ast.walk(tree):
-        if isinstance(branch, ast.If) and "document_sandbox" in ast.unparse(branch.test):
-            if any(getattr(inner, "lineno", None) == getattr(node, "lineno", -1) for stmt in branch.body for inner in ast.walk(stmt)):
-                return True
+        guarded = isinstance(branch, ast.If) and "document_sandbox" in ast.unparse(branch.test)
+        inside = guarded and any(
+            getattr(inner, "lineno", None) == getattr(node, "lineno", -1) for stmt in branch.body for inner in ast.walk(stmt)
+        )  # type: ignore[attr-defined]
+        if inside:
+            return True
     return False
 
 
@@ -46,6 +49,10 @@ def test_the_prod_stage_deploys_no_sandbox_function_layer_or_setting() -> None:
         assert not any(layer.is_relative_to(SANDBOX) for layer in spec.layer_dirs), spec.logical_id
         assert not any(name.startswith("SANDBOX_") for name in spec.environment), spec.logical_id
     assert functions["ApiDocsFunction"].environment["DOCUMENT_SANDBOX"] == "false"
+    # And the layers prod does deploy hold no sandbox package
+    for layer in {layer for spec in functions.values() for layer in spec.layer_dirs}:
+        assert not list(layer.rglob("payrail_sandbox")), layer
+        assert not list(layer.rglob("sandbox*.py")), layer
     # While the dev stage does deploy them (so the check above looks where the sandbox would be)
     assert {"SandboxFunction", "SandboxWebhookSenderFunction"} <= set(dev_functions) - set(functions)
     assert any(layer.is_relative_to(SANDBOX) for layer in dev_functions["ApiDocsFunction"].layer_dirs)
