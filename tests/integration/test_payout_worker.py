@@ -17,7 +17,10 @@ from devstack.events import SqsPoller
 from tests.payouts_support import VALID_BODY, call, http_event, in_process_transport, item_keys, mint_token, sqs_event
 from tests.support import LambdaContext, Resources, function_environment_of, load_function
 
-PROVIDER_TIMEOUT = 0.25
+# Long enough for the in-process sandbox to answer on a loaded 2-core machine (its accept does
+# several table and queue calls: 0.25 s timed out under a parallel CI run), short enough that a
+# "timeout" fault (the sandbox sleeping 0.1 s past it) keeps the suite quick.
+PROVIDER_TIMEOUT = 1.0
 
 
 @dataclass
