@@ -8,6 +8,7 @@ import contextlib
 import json
 import signal
 import sys
+import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -16,6 +17,7 @@ from typing import Any
 
 from devstack.chaos import Chaos
 from devstack.functions import FunctionPool, InvocationError
+from devstack.policies import identities
 from devstack.stack import STATE_FILE, LocalStack, StackError, attach, free_port
 from devstack.template import TemplateError, parse_overrides
 
@@ -33,6 +35,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     start.add_argument("--moto-port", type=int, default=5000)
     start.add_argument("--no-schedules", action="store_true", help="do not fire schedules on their own (fire them on demand)")
     start.add_argument("--concurrency", type=int, default=8, help="warm processes per function at most (default 8)")
+    start.add_argument(
+        "--no-iam", action="store_true", help="do not authorise the functions' AWS calls against their IAM roles (on by default)"
+    )
     chaos = start.add_argument_group("fault injection (reliability runs)")
     chaos.add_argument(
         "--duplicate-deliveries", type=float, default=0.0, metavar="RATE", help="send processed SQS messages again at this rate"
@@ -62,6 +67,7 @@ def _start(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         state_file=STATE_FILE,
         chaos=Chaos(duplicate_rate=args.duplicate_deliveries, kill_rate=args.kill_rate),
         max_visibility_timeout=args.max_visibility_timeout,
+        iam=not args.no_iam,
     )
     stack.start()
     tables = ", ".join(stack.resources_of("AWS::DynamoDB::Table").values())
@@ -116,13 +122,21 @@ def _invoke(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         functions = template.functions()
         if args.function not in functions:
             raise StackError(f"no function named {args.function}; known: {', '.join(sorted(functions))}")
-        pool = FunctionPool(
-            functions[args.function], provisioner.ref(args.function), state["moto_url"], lambda line: print(line, file=sys.stderr), 1
-        )
-        try:
-            result = pool.invoke(event)
-        finally:
-            pool.close()
+        with tempfile.TemporaryDirectory(prefix="devstack-iam-") as folder:
+            identity_file = Path(folder) / "identity.json"
+            identity_file.write_text(identities(template)[args.function].to_json())
+            pool = FunctionPool(
+                functions[args.function],
+                provisioner.ref(args.function),
+                state["moto_url"],
+                lambda line: print(line, file=sys.stderr),
+                1,
+                identity_file,
+            )
+            try:
+                result = pool.invoke(event)
+            finally:
+                pool.close()
     else:
         with _throwaway_stack(args, overrides) as stack:
             result = stack.invoke(args.function, event)

@@ -86,12 +86,22 @@ def function_environment(spec: FunctionSpec, function_name: str, endpoint: str) 
 class Worker:
     """One warm execution environment: a process that runs one invocation at a time."""
 
-    def __init__(self, spec: FunctionSpec, environment: dict[str, str], log: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        environment: dict[str, str],
+        log: Callable[[str], None],
+        identity_file: Path | None = None,
+        on_iam: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.spec = spec
         read_fd, write_fd = os.pipe()
         command = [sys.executable, "-I", "-u", str(BOOTSTRAP), "--result-fd", str(write_fd)]
         for layer in spec.layer_dirs:
             command += ["--layer", str(layer)]
+        if identity_file is not None:
+            command += ["--iam", str(identity_file)]
+        self._on_iam = on_iam or (lambda _: None)
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and bootstrap
             command,
             cwd=spec.code_dir,
@@ -111,6 +121,8 @@ class Worker:
         threading.Thread(target=self._pump_logs, args=(log,), daemon=True).start()
         threading.Thread(target=self._pump_results, daemon=True).start()
         self.init = self._answers.get()
+        if self.init and self.init.get("iam"):
+            self._on_iam(self.init["iam"])
         if not self.init or not self.init.get("ready"):
             self.kill()
             problem = self.init or {"errorType": "Runtime.ExitError", "errorMessage": "the function process exited while starting"}
@@ -159,6 +171,8 @@ class Worker:
             self._killed = True
             raise InvocationError("Runtime.ExitError", "the function process exited during the invocation")
         self.last_aws_calls = answer.get("aws_calls", {})
+        if answer.get("iam"):
+            self._on_iam(answer["iam"])
         if not answer["ok"]:
             raise InvocationError(answer["errorType"], answer["errorMessage"])
         return answer["result"]
@@ -177,6 +191,9 @@ class InvocationStats:
     invocations: int = 0
     errors: int = 0
     aws_calls: dict[str, int] = field(default_factory=dict)
+    # AWS calls the function's IAM role did not allow (devstack.iam), and the first of them.
+    denied_calls: int = 0
+    denied: list[dict[str, Any]] = field(default_factory=list)
 
     def add_calls(self, calls: dict[str, int]) -> None:
         for operation, count in calls.items():
@@ -186,8 +203,21 @@ class InvocationStats:
 class FunctionPool:
     """Warm workers for one function, up to ``max_concurrency`` at once (Lambda's concurrency)."""
 
-    def __init__(self, spec: FunctionSpec, function_name: str, endpoint: str, log: Callable[[str], None], max_concurrency: int = 8) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        function_name: str,
+        endpoint: str,
+        log: Callable[[str], None],
+        max_concurrency: int = 8,
+        identity_file: Path | None = None,
+    ) -> None:
+        """``identity_file``: the function's role (a ``devstack.iam.Identity`` as JSON); every AWS
+        call the function makes is authorised against it. None: nothing is enforced."""
         self.spec = spec
+        self.identity_file = identity_file
+        # What the role's calls used (grant ids, see devstack.iam.grants_of), over every invocation.
+        self.iam_used: dict[str, int] = {}
         self.function_name = function_name
         self.environment = function_environment(spec, function_name, endpoint)
         self.log = log
@@ -208,7 +238,7 @@ class FunctionPool:
                 return self._idle.pop()
             self._count += 1
         try:
-            worker = Worker(self.spec, self.environment, self.log)
+            worker = Worker(self.spec, self.environment, self.log, self.identity_file, self._record_iam)
             self.stats.cold_starts += 1
             return worker
         except BaseException:
@@ -216,6 +246,14 @@ class FunctionPool:
                 self._count -= 1
                 self._lock.notify()
             raise
+
+    def _record_iam(self, report: dict[str, Any]) -> None:
+        with self._lock:
+            for grant, count in report.get("used", {}).items():
+                self.iam_used[grant] = self.iam_used.get(grant, 0) + count
+            self.stats.denied_calls += int(report.get("denied_calls", 0))
+            room = 50 - len(self.stats.denied)
+            self.stats.denied.extend(list(report.get("denied", []))[: max(0, room)])
 
     def _release(self, worker: Worker) -> None:
         with self._lock:

@@ -52,10 +52,29 @@ def _count_aws_calls() -> dict:
     return calls
 
 
+def _enforce_iam(identity_file: str):  # type: ignore[no-untyped-def]
+    """Authorise every AWS call against the function's role (devstack/iam.py, loaded by path so
+    the function cannot import the devstack package); returns the ledger of what was allowed."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_devstack_iam", os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam.py"))
+    assert spec
+    assert spec.loader
+    iam = importlib.util.module_from_spec(spec)
+    sys.modules["_devstack_iam"] = iam
+    spec.loader.exec_module(iam)
+    with open(identity_file, encoding="utf-8") as source:
+        identity = iam.Identity.from_json(source.read())
+    iam.run_as_process(identity)
+    iam.install()
+    return iam.LEDGERS.get(identity)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--result-fd", type=int, required=True)
     parser.add_argument("--layer", action="append", default=[])
+    parser.add_argument("--iam", help="the function's identity (JSON) to authorise its AWS calls with")
     args = parser.parse_args()
     results = os.fdopen(args.result_fd, "w", buffering=1, encoding="utf-8")
 
@@ -65,16 +84,20 @@ def main() -> int:
     sys.path[:] = [os.environ["LAMBDA_TASK_ROOT"], *args.layer] + [p for p in sys.path if p and os.path.abspath(p) != here]
 
     calls = _count_aws_calls()
+    ledger = _enforce_iam(args.iam) if args.iam else None
     module_path, _, function_name = os.environ["_HANDLER"].rpartition(".")
     try:
         handler = getattr(importlib.import_module(module_path.replace("/", ".")), function_name)
-        results.write(json.dumps({"ready": True}) + "\n")
+        ready: dict = {"ready": True}
+        if ledger is not None:
+            ready["iam"] = ledger.drain()  # the calls made while the handler's module was imported
+        results.write(json.dumps(ready) + "\n")
     except Exception as error:
         traceback.print_exc()
-        results.write(
-            json.dumps({"ready": False, "errorType": "Runtime.ImportModuleError", "errorMessage": f"{type(error).__name__}: {error}"})
-            + "\n"
-        )
+        failed: dict = {"ready": False, "errorType": "Runtime.ImportModuleError", "errorMessage": f"{type(error).__name__}: {error}"}
+        if ledger is not None:
+            failed["iam"] = ledger.drain()
+        results.write(json.dumps(failed) + "\n")
         return 1
 
     for line in sys.stdin:
@@ -84,10 +107,15 @@ def main() -> int:
         try:
             result = handler(request["event"], context)
             answer = {"ok": True, "result": result, "aws_calls": dict(calls)}
+            if ledger is not None:
+                answer["iam"] = ledger.drain()
             encoded = json.dumps(answer)
         except Exception as error:
             traceback.print_exc()
-            encoded = json.dumps({"ok": False, "errorType": type(error).__name__, "errorMessage": str(error), "aws_calls": dict(calls)})
+            failure = {"ok": False, "errorType": type(error).__name__, "errorMessage": str(error), "aws_calls": dict(calls)}
+            if ledger is not None:
+                failure["iam"] = ledger.drain()
+            encoded = json.dumps(failure)
         sys.stdout.flush()
         sys.stderr.flush()
         results.write(encoded + "\n")

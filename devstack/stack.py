@@ -6,8 +6,10 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -21,7 +23,9 @@ from devstack.chaos import Chaos
 from devstack.events import Schedule, SqsPoller
 from devstack.functions import FunctionPool, InvocationError
 from devstack.gateway import Gateway, HttpResponse, Router, routes_from
+from devstack.iam import Identity, write_usage
 from devstack.moto_isolation import isolate_dynamodb_writes
+from devstack.policies import identities
 from devstack.resources import Physical, Provisioner, local_client
 from devstack.template import FunctionSpec, Template, TemplateError, samconfig_parameters
 
@@ -83,8 +87,13 @@ class LocalStack:
         stack_name: str = "payrail-local",
         chaos: Chaos | None = None,
         max_visibility_timeout: int | None = None,
+        iam: bool = True,
     ) -> None:
+        """``iam``: authorise every AWS call of every function against its role (devstack.iam)."""
         self.template_path = template_path
+        self.iam = iam
+        self.identities: dict[str, Identity] = {}
+        self._identity_dir: tempfile.TemporaryDirectory[str] | None = None
         self.host = host
         self.api_port = api_port
         self.moto_port = moto_port
@@ -126,9 +135,15 @@ class LocalStack:
             for spec in self.functions.values():
                 if not spec.handler_file.exists():
                     raise StackError(f"{spec.logical_id}: handler file {spec.handler_file.relative_to(self.template.root)} does not exist")
+            identity_files = self._write_identities()
             for logical_id, spec in self.functions.items():
                 self.pools[logical_id] = FunctionPool(
-                    spec, self.provisioner.ref(logical_id), self.moto_url, self._function_log(logical_id), self.concurrency
+                    spec,
+                    self.provisioner.ref(logical_id),
+                    self.moto_url,
+                    self._function_log(logical_id),
+                    self.concurrency,
+                    identity_files.get(logical_id),
                 )
             if serve_http:
                 self._gateway = Gateway(
@@ -141,6 +156,39 @@ class LocalStack:
             self.stop()
             raise
         return self
+
+    def _write_identities(self) -> dict[str, Path]:
+        """Each function's role, resolved against this stack's resources, in a file its processes read."""
+        if not self.iam:
+            return {}
+        assert self.template is not None
+        self.identities = identities(self.template)
+        self._identity_dir = tempfile.TemporaryDirectory(prefix="devstack-iam-")
+        files = {}
+        for logical_id, identity in self.identities.items():
+            files[logical_id] = Path(self._identity_dir.name) / f"{logical_id}.json"
+            files[logical_id].write_text(identity.to_json())
+        return files
+
+    def _record_usage(self) -> None:
+        """With ``DEVSTACK_IAM_USAGE`` set, what each role's calls used and had denied goes to a file
+        in that folder, for the coverage check over a whole test run (python -m devstack.coverage)."""
+        folder = os.environ.get("DEVSTACK_IAM_USAGE")
+        if not folder or not self.identities:
+            return
+        self.identities = {}  # recorded once, however often stop() runs
+        records = [
+            {
+                "source": self.identities[name].source,
+                "function": name,
+                "used": pool.iam_used,
+                "denied_calls": pool.stats.denied_calls,
+                "denied": pool.stats.denied,
+            }
+            for name, pool in self.pools.items()
+            if name in self.identities
+        ]
+        write_usage(Path(folder), "stack", records)
 
     def _function_log(self, logical_id: str) -> Callable[[str], None]:
         return lambda line: self.log(f"[{logical_id}] {line}")
@@ -190,6 +238,10 @@ class LocalStack:
                 poller.join(timeout=3)
         for pool in self.pools.values():
             pool.close()
+        self._record_usage()
+        if self._identity_dir is not None:
+            self._identity_dir.cleanup()
+            self._identity_dir = None
         if self._moto:
             self._moto.stop()
             self._moto = None
@@ -227,7 +279,8 @@ class LocalStack:
         return local_client(service, self.moto_url)
 
     def _control(self, method: str, path: str, _: bytes) -> HttpResponse | None:
-        """``POST /_local/schedules/{name}`` fires a schedule; ``GET /_local/functions`` lists them."""
+        """``POST /_local/schedules/{name}`` fires a schedule; ``GET /_local/functions`` lists them
+        (invocations, cold starts, AWS calls, and the calls their roles denied)."""
         if not path.startswith(CONTROL_PREFIX):
             return None
         parts = path[len(CONTROL_PREFIX) :].strip("/").split("/")

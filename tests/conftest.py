@@ -3,10 +3,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from moto.server import ThreadedMotoServer
 
+from devstack import iam
 from devstack.moto_isolation import isolate_dynamodb_writes
 from devstack.stack import free_port
 from tests.support import Resources, function_environment_of, load_function
@@ -14,6 +16,17 @@ from tests.support import Resources, function_environment_of, load_function
 # What every function gets from the template's Globals, for code imported outside a function.
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "payrail")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Payrail")
+
+# Every AWS call a function loaded in-process makes is authorised against its role (tests.support).
+iam.install()
+iam.carry_identity_into_thread_pools()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """With DEVSTACK_IAM_USAGE set (make test), what the in-process roles used, for the coverage check."""
+    folder = os.environ.get("DEVSTACK_IAM_USAGE")
+    if folder:
+        iam.write_usage(Path(folder), "inprocess", iam.ledger_records())
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ template.yaml itself, and functions loaded in-process with exactly their templat
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -13,10 +14,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from devstack import iam
 from payrail.settings import Settings
 
 from devstack.functions import function_environment
 from devstack.inprocess import LocalContext, load_module
+from devstack.policies import identities
 from devstack.resources import Provisioner
 from devstack.stack import template_parameters
 from devstack.template import FunctionSpec, Template
@@ -35,13 +38,25 @@ def reset_moto(endpoint: str) -> None:
 class Resources:
     """The template's resources, freshly created in moto."""
 
-    def __init__(self, endpoint: str, template_path: Path = TEMPLATE, overrides: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        template_path: Path = TEMPLATE,
+        overrides: dict[str, str] | None = None,
+        document: dict[str, Any] | None = None,
+        source: str | None = None,
+    ) -> None:
+        """``document``: another template (e.g. an edited copy) read as if it were at ``template_path``;
+        ``source`` then names it in the IAM coverage records, apart from template.yaml's."""
         reset_moto(endpoint)
         self.endpoint = endpoint
-        self.template = Template(template_path, template_parameters(template_path, "dev", overrides or {}))
+        self.template = Template(template_path, template_parameters(template_path, "dev", overrides or {}), document=document)
         self.provisioner = Provisioner(self.template, endpoint, "http://127.0.0.1:3000")
         self.provisioner.provision_all()
         self.functions: dict[str, FunctionSpec] = self.template.functions()
+        # Each function's role, resolved against these resources: its handler's AWS calls are
+        # authorised against it (devstack.iam), as the local stack does in each function's process.
+        self.identities: dict[str, iam.Identity] = identities(self.template, source=source)
 
     def ref(self, logical_id: str) -> str:
         return self.provisioner.ref(logical_id)
@@ -101,8 +116,24 @@ def function_environment_of(resources: Resources, *logical_ids: str) -> Iterator
 
 
 def load_function(resources: Resources, logical_id: str) -> ModuleType:
-    """Import a function's handler module under a name of its own, as Lambda would load it."""
-    return load_module(resources.functions[logical_id].handler_file, f"fn_{logical_id}")
+    """Import a function's handler module under a name of its own, as Lambda would load it, with
+    its ``lambda_handler`` (and the import itself) running as the function's IAM role."""
+    identity = resources.identities[logical_id]
+    with iam.acting_as(identity):
+        module = load_module(resources.functions[logical_id].handler_file, f"fn_{logical_id}")
+    module.lambda_handler = enforced(identity, module.lambda_handler)  # type: ignore[attr-defined]
+    return module
+
+
+def enforced(identity: iam.Identity, handler: Any) -> Any:
+    """``handler`` with every AWS call it makes authorised as ``identity``."""
+
+    @functools.wraps(handler)
+    def run(event: Any, context: Any) -> Any:
+        with iam.acting_as(identity):
+            return handler(event, context)
+
+    return run
 
 
 class LambdaContext(LocalContext):

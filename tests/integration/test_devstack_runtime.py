@@ -21,6 +21,7 @@ from devstack.stack import LocalStack, free_port
 from tests.support import ROOT, wait_for
 
 FIXTURE = ROOT / "tests/fixtures/runtime/template.yaml"
+STACK_LOG: list[str] = []  # what the functions of the module's stack logged
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,13 @@ def stack() -> Iterator[LocalStack]:
     os.environ["DEVELOPER_SHELL_ONLY"] = "must-not-leak"
     # The tests drive the SQS poller and the schedule themselves, so nothing runs in the background.
     local = LocalStack(
-        FIXTURE, api_port=free_port(), moto_port=free_port(), schedules=False, pollers=False, log=lambda _: None, stack_name="runtime-test"
+        FIXTURE,
+        api_port=free_port(),
+        moto_port=free_port(),
+        schedules=False,
+        pollers=False,
+        log=STACK_LOG.append,
+        stack_name="runtime-test",
     )
     local.start()
     yield local
@@ -313,3 +320,57 @@ def test_each_functions_aws_calls_are_counted(stack: LocalStack) -> None:
     after = stack.pools["ConsumerFunction"].stats.aws_calls
     assert after.get("dynamodb:UpdateItem", 0) - before.get("dynamodb:UpdateItem", 0) == 3
     assert sum(after.values()) - sum(before.values()) == 3
+
+
+# ---------------------------------------------------------------- IAM enforcement
+def test_a_call_its_role_allows_goes_through(api: httpx.Client) -> None:
+    # ReaderFunction may read items whose partition key starts with public#
+    response = api.get("/read/public%23menu")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"found": False}
+
+
+def test_a_call_outside_the_roles_key_prefix_fails_as_aws_fails_it(api: httpx.Client, stack: LocalStack) -> None:
+    # Given a function whose role allows GetItem only on public#* keys
+    before = api.get("/_local/functions").json()["ReaderFunction"]["denied_calls"]
+    # When it reads another partition
+    response = api.get("/read/secret%23payroll")
+    # Then the call failed inside the function with AWS's AccessDeniedException, naming who, what and where
+    assert response.status_code == 500
+    answer = response.json()
+    assert answer["code"] == "AccessDeniedException"
+    table_arn = f"arn:aws:dynamodb:us-east-1:123456789012:table/{stack.physical('Table')}"
+    assert answer["message"] == (
+        f"User: arn:aws:sts::123456789012:assumed-role/runtime-test-ReaderFunctionRole/{stack.physical('ReaderFunction')}"
+        f" is not authorized to perform: dynamodb:GetItem on resource: {table_arn}"
+        " because no identity-based policy allows the dynamodb:GetItem action"
+    )
+    # And the runtime counted it, listed it and logged it as an error with an AccessDenied metric
+    stats = api.get("/_local/functions").json()["ReaderFunction"]
+    assert stats["denied_calls"] == before + 1
+    assert {"function": "ReaderFunction", "action": "dynamodb:GetItem", "resource": table_arn} in [
+        {k: d[k] for k in ("function", "action", "resource")} for d in stats["denied"]
+    ]
+    logged = [json.loads(line.split("] ", 1)[1]) for line in STACK_LOG if "[ReaderFunction]" in line and "AccessDenied" in line]
+    assert logged
+    assert logged[-1]["level"] == "ERROR"
+    assert logged[-1]["action"] == "dynamodb:GetItem"
+    assert logged[-1]["AccessDenied"] == 1
+    assert logged[-1]["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [{"Name": "AccessDenied", "Unit": "Count"}]
+
+
+def test_invoke_enforces_the_role_and_iam_false_turns_enforcement_off(tmp_path: Path) -> None:
+    # Given ReaderFunction invoked on its own to read a partition its role does not cover
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"pathParameters": {"pk": "secret#x"}}))
+    command = [sys.executable, "-m", "devstack", "--template", str(FIXTURE), "invoke", "ReaderFunction", "-e", str(event)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(json.loads(result.stdout)["body"])["code"] == "AccessDeniedException"
+    # And a stack started without enforcement (start --no-iam) lets the same call through
+    local = LocalStack(FIXTURE, moto_port=free_port(), schedules=False, pollers=False, log=lambda _: None, iam=False)
+    local.start(serve_http=False)
+    try:
+        assert local.invoke("ReaderFunction", {"pathParameters": {"pk": "secret#x"}})["statusCode"] == 200
+    finally:
+        local.stop()
