@@ -753,7 +753,7 @@ def install() -> None:
             request_id = str(uuid.uuid4())
             body = json.dumps({"__type": "com.amazon.coral.service#AccessDeniedException", "message": message}).encode()
             headers = {"x-amzn-RequestId": request_id, "Content-Type": "application/x-amz-json-1.0", "Content-Length": str(len(body))}
-            http = AWSResponse(str(request_dict.get("url", "")), 400, HTTPHeaders(headers), None)
+            http = AWSResponse(str(request_dict.get("url", "")), 400, HTTPHeaders.from_dict(headers), None)
             http._content = body  # type: ignore[attr-defined]
             parsed = {
                 "Error": {"Code": "AccessDeniedException", "Message": message},

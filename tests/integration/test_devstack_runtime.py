@@ -368,7 +368,9 @@ def test_invoke_enforces_the_role_and_iam_false_turns_enforcement_off(tmp_path: 
     assert result.returncode == 0, result.stderr
     assert json.loads(json.loads(result.stdout)["body"])["code"] == "AccessDeniedException"
     # And a stack started without enforcement (start --no-iam) lets the same call through
-    local = LocalStack(FIXTURE, moto_port=free_port(), schedules=False, pollers=False, log=lambda _: None, iam=False)
+    local = LocalStack(
+        FIXTURE, moto_port=free_port(), schedules=False, pollers=False, log=lambda _: None, iam=False, stack_name="runtime-no-iam"
+    )
     local.start(serve_http=False)
     try:
         assert local.invoke("ReaderFunction", {"pathParameters": {"pk": "secret#x"}})["statusCode"] == 200
