@@ -14,9 +14,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from devstack import iam
 from payrail.settings import Settings
 
+from devstack import iam
 from devstack.functions import function_environment
 from devstack.inprocess import LocalContext, load_module
 from devstack.policies import identities
