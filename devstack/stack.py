@@ -176,17 +176,17 @@ class LocalStack:
         folder = os.environ.get("DEVSTACK_IAM_USAGE")
         if not folder or not self.identities:
             return
-        self.identities = {}  # recorded once, however often stop() runs
+        identities, self.identities = self.identities, {}  # recorded once, however often stop() runs
         records = [
             {
-                "source": self.identities[name].source,
+                "source": identities[name].source,
                 "function": name,
                 "used": pool.iam_used,
                 "denied_calls": pool.stats.denied_calls,
                 "denied": pool.stats.denied,
             }
             for name, pool in self.pools.items()
-            if name in self.identities
+            if name in identities
         ]
         write_usage(Path(folder), "stack", records)
 
