@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -54,12 +56,16 @@ def test_missing_empty_long_or_invisible_keys_are_refused(key: str | None) -> No
 
 def _plain_text(value: str) -> bool:
     """What a name or reference may be, said the long way: 1 to 140 characters, no control
-    characters (C0, DEL, C1, line and paragraph separators) and no surrounding whitespace."""
-    controls = any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029" for c in value)
+    characters (C0, DEL, C1, line and paragraph separators), no format characters (Unicode
+    category Cf: bidi overrides and isolates, zero-width characters, tags) and no surrounding
+    whitespace."""
+    controls = any(
+        ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029" or unicodedata.category(c) == "Cf" for c in value
+    )
     return 1 <= len(value) <= 140 and not controls and value == value.strip()
 
 
-@given(st.text(max_size=150) | st.sampled_from([" Thandi", "Thandi ", "\u3000名前", "x\u00a0", "x\u00a0y", "a\x85b", "Zoë O'Brien"]))
+@given(st.text(max_size=150) | st.sampled_from([" Thandi", "Thandi ", "\u3000名前", "x\u00a0", "x\u00a0y", "a\x85b", "Zoë O'Brien", "Thandi \u202eikosN", "a\u200bb", "\ufeffx", "x\U000e0041y", "a\u00adb"]))
 def test_names_and_references_are_accepted_exactly_when_they_are_plain_text(value: str) -> None:
     # The one pattern pydantic enforces (and the OpenAPI document states) agrees with the rule.
     for body in ({**BODY, "reference": value}, {**BODY, "beneficiary": {**BODY["beneficiary"], "name": value}}):
@@ -69,3 +75,20 @@ def test_names_and_references_are_accepted_exactly_when_they_are_plain_text(valu
         except ValidationError:
             accepted = False
         assert accepted == _plain_text(value), repr(value)
+
+
+def test_the_refused_characters_are_found_in_every_plane() -> None:
+    # The pattern is built from the planes where Unicode puts control and format characters;
+    # scanning all seventeen finds none elsewhere.
+    from payrail.payouts.models import SCANNED_PLANES, refused_code_points
+
+    assert refused_code_points(tuple(range(17))) == refused_code_points(SCANNED_PLANES)
+
+
+@pytest.mark.parametrize(("value", "code"), [("Thandi \u202eikosN", "U+202E"), ("a\u200bb", "U+200B"), ("x\ud800", "U+D800")])
+def test_an_invisible_character_is_named_in_the_error(value: str, code: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        PayoutRequest.model_validate({**BODY, "beneficiary": {**BODY["beneficiary"], "name": value}})
+    [error] = raised.value.errors()
+    assert error["loc"] == ("beneficiary", "name")
+    assert code in error["msg"]

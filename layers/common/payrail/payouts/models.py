@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
+from pydantic_core import PydanticCustomError
 
 from payrail.db.payouts import StoredPayout
 from payrail.domain.payout_status import PayoutStatus
@@ -23,16 +25,67 @@ MAX_AMOUNT_MINOR = 1_000_000_000
 # Idempotency-Key: 1 to 255 visible ASCII characters (no spaces, no control characters).
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 
-# Free text refuses control characters, which have no business in a beneficiary's name and break
-# the logs and bank files it ends up in, and may not start or end with whitespace. One pattern,
-# written in character ranges only, so that pydantic (which enforces it) and the OpenAPI schema
-# (which states it to clients and to the API fuzzer) read it the same way.
-_CONTROL = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+# Free text refuses control characters (Unicode category Cc), which have no business in a
+# beneficiary's name and break the logs and bank files it ends up in, and format characters (Cf:
+# U+202E RIGHT-TO-LEFT OVERRIDE, U+200B ZERO WIDTH SPACE, U+FEFF, bidi isolates, tags...), which
+# are invisible and let one name display as another on a statement. It may not start or end with
+# whitespace. One pattern, written in character ranges only and computed from ``unicodedata``, so
+# that pydantic (which enforces it) and the OpenAPI schema (which states it to clients and to the
+# API fuzzer) read it the same way; a validator in front of it names the offending character.
+_REFUSED_CATEGORIES = ("Cc", "Cf")
+
+
+def _escape(code: int) -> str:
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+# Where Unicode puts control and format characters: the BMP, plane 1 and plane 14 (tags, variation
+# selectors); planes 2 and 3 hold ideographs, 4 to 13 are unassigned, 15 and 16 private use. Scanning
+# these three planes instead of all 17 keeps cold starts 0.2 s shorter; a unit test checks that the
+# full scan finds nothing more.
+SCANNED_PLANES = (0, 1, 14)
+
+
+def refused_code_points(planes: tuple[int, ...] = SCANNED_PLANES) -> list[int]:
+    category = unicodedata.category
+    return [c for plane in planes for c in range(plane << 16, (plane + 1) << 16) if category(chr(c)) in _REFUSED_CATEGORIES]
+
+
+def _refused_ranges() -> str:
+    codes = refused_code_points()
+    codes += [0x2028, 0x2029]  # line and paragraph separators (Zl, Zp)
+    ranges: list[list[int]] = []
+    for code in sorted(codes):
+        if ranges and code == ranges[-1][1] + 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return "".join(_escape(a) if a == b else f"{_escape(a)}-{_escape(b)}" for a, b in ranges)
+
+
+_CONTROL = _refused_ranges()
 _SPACE = r" \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
 TEXT_PATTERN = rf"^[^{_CONTROL}{_SPACE}](?:[^{_CONTROL}]*[^{_CONTROL}{_SPACE}])?$"
 
-Name = Annotated[str, Field(min_length=1, max_length=140, pattern=TEXT_PATTERN)]
-Reference = Annotated[str, Field(min_length=1, max_length=140, pattern=TEXT_PATTERN)]
+
+def _no_invisible_characters(value: object) -> object:
+    """Refuse a control or format character by name, before the pattern (whose own message would
+    quote the whole pattern) sees it."""
+    if isinstance(value, str):
+        for character in value:
+            category = unicodedata.category(character)
+            if category in _REFUSED_CATEGORIES or category == "Cs" or character in "\u2028\u2029":
+                name = unicodedata.name(character, "unnamed")
+                raise PydanticCustomError(
+                    "invisible_character",
+                    "must not contain control or invisible formatting characters (found U+{code} {name})",
+                    {"code": f"{ord(character):04X}", "name": name},
+                )
+    return value
+
+
+Name = Annotated[str, BeforeValidator(_no_invisible_characters), Field(min_length=1, max_length=140, pattern=TEXT_PATTERN)]
+Reference = Annotated[str, BeforeValidator(_no_invisible_characters), Field(min_length=1, max_length=140, pattern=TEXT_PATTERN)]
 
 
 class Beneficiary(BaseModel):

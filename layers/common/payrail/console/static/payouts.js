@@ -6,14 +6,15 @@ import { Poller } from "./poll.js";
 
 const FINAL = new Set(["paid", "failed"]);
 const PAGE_SIZE = 10;
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+// Control (Cc) and invisible format (Cf) characters, as the API refuses them.
+const CONTROL = /[\p{Cc}\p{Cf}\u2028\u2029]/u;
 
 // The API's rules, field by field (payrail.payouts.models).
 function text(label, max) {
   return (value) => {
     if (value.length === 0) return `Enter the ${label}.`;
     if (value.length > max) return `The ${label} must be at most ${max} characters.`;
-    if (CONTROL.test(value)) return `The ${label} must not contain control characters.`;
+    if (CONTROL.test(value)) return `The ${label} must not contain control or invisible formatting characters.`;
     return null;
   };
 }
