@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from html.parser import HTMLParser
 
@@ -86,14 +87,30 @@ def test_every_file_the_page_names_is_served_immutable_with_its_type(handler) ->
 
 def test_a_module_imports_only_its_siblings_so_the_version_carries_over(handler) -> None:
     # Relative imports keep the whole module graph inside one version of the assets
+    # (the static files, and the module of currencies the function generates)
+    modules = {path.name for path in console.STATIC.glob("*.js")} | {console.CURRENCIES_MODULE}
     imported: set[str] = set()
-    for path in sorted(console.STATIC.glob("*.js")):
-        body = handler(asset_event(console.version(), path.name), LambdaContext())["body"]
+    for name in sorted(modules):
+        body = handler(asset_event(console.version(), name), LambdaContext())["body"]
         imports = re.findall(r'from "([^"]+)"', body)
-        assert all(re.fullmatch(r"\./[a-z]+\.js", found) for found in imports), (path.name, imports)
+        assert all(re.fullmatch(r"\./[a-z]+\.js", found) for found in imports), (name, imports)
         imported |= {found.removeprefix("./") for found in imports}
     # And app.js reaches every other module
-    assert imported | {"app.js"} == {path.name for path in console.STATIC.glob("*.js")}
+    assert imported | {"app.js"} == modules
+
+
+def test_the_console_takes_its_currency_exponents_from_iso_4217(handler) -> None:
+    # The generated currencies module is served like any asset, under the same version
+    response = handler(asset_event(console.version(), console.CURRENCIES_MODULE), LambdaContext())
+    assert response["statusCode"] == 200
+    assert response["headers"]["Cache-Control"] == "public, max-age=31536000, immutable"
+    body = response["body"]
+    exponents = json.loads(re.search(r"export const EXPONENTS = (\{.*\});", body).group(1))
+    payout_currencies = json.loads(re.search(r"export const PAYOUT_CURRENCIES = (\[.*\]);", body).group(1))
+    # And it says what ISO 4217 says: no minor unit for UGX or JPY, three digits for KWD and BHD
+    assert {c: exponents[c] for c in ("UGX", "JPY", "ZAR", "KWD", "BHD")} == {"UGX": 0, "JPY": 0, "ZAR": 2, "KWD": 3, "BHD": 3}
+    assert "XAU" not in exponents  # gold has no minor unit at all
+    assert sorted(payout_currencies) == sorted(["BWP", "EUR", "GBP", "GHS", "KES", "NAD", "NGN", "TZS", "UGX", "USD", "ZAR"])
 
 
 def test_a_cached_copy_is_confirmed_with_304_and_no_body(handler) -> None:

@@ -10,8 +10,18 @@ which is how real timeouts tempt a client into paying twice; the idempotency key
 ``GET /v1/payouts`` lists every payout received with its idempotency key, so tests can prove
 that nothing was paid twice. State lives in the table under ``SANDBOX#payments#...``.
 
-Magic value: a beneficiary account number starting with ``0000`` is refused with a permanent 422
-(account closed), so the client's permanent-failure path can be exercised.
+Amounts: ``amount`` is an integer in the currency's ISO 4217 minor units (UGX has none: 12550 is
+12,550 shillings; ZAR has two: 12550 is R125.50; KWD three), exponents from ISO 4217's list (the
+same ``payrail.domain.money`` the product uses). A request may also carry ``amount_decimal`` in
+major units; when it does not match ``amount`` at that exponent the payout is refused (422,
+``amount_mismatch``), so a client that assumes two digits for every currency is caught here. Every
+payout recorded carries its ``amount_decimal``.
+
+Business rejections, the only 4xx a client may treat as final: 422 with ``code`` in the problem
+document. ``account_closed``: a beneficiary account number starting with ``0000``, so the
+client's permanent-failure path can be exercised. Anything else (a 422 without a known code,
+``idempotency_key_reused``, ``amount_mismatch``, or the ``forced_status`` fault's 401, 403, 404...)
+is not a statement about the payout.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Que
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from payrail import clock
 from payrail.db import ConditionFailed, decode_cursor, encode_cursor
+from payrail.domain import money
 from payrail.errors import DependencyFailure, NotFound, RateLimited, Unprocessable
 from payrail.http import json_response
 from payrail.observability import logger
@@ -82,7 +93,8 @@ class SandboxBeneficiary(BaseModel):
 
 
 class SandboxPayoutRequest(BaseModel):
-    amount: StrictInt = Field(gt=0)
+    amount: StrictInt = Field(gt=0, description="Integer ISO 4217 minor units of the currency")
+    amount_decimal: str | None = Field(default=None, max_length=40, description="The same amount in major units, checked")
     currency: str = Field(min_length=3, max_length=3)
     beneficiary: SandboxBeneficiary
     reference: str = Field(default="", max_length=140)
@@ -94,6 +106,7 @@ class SandboxPayout(BaseModel):
     idempotency_key: str
     status: str
     amount: int
+    amount_decimal: str | None = None
     currency: str
     beneficiary: SandboxBeneficiary
     reference: str
@@ -156,8 +169,17 @@ def _public(item: dict[str, Any]) -> SandboxPayout:
 def _accept(config: SandboxSettings, idempotency_key: str, request: SandboxPayoutRequest) -> tuple[int, SandboxPayout]:
     """Record the payout once per idempotency key: 201 the first time, 200 with the same payout
     after that, 422 when the key comes back with a different request or the account is closed."""
+    try:
+        amount_decimal = money.to_decimal_string(request.amount, request.currency)
+    except money.UnknownCurrency as error:
+        raise Unprocessable("The currency is not an ISO 4217 currency with a minor unit.", code="currency_unsupported") from error
+    if request.amount_decimal is not None and request.amount_decimal != amount_decimal:
+        raise Unprocessable(
+            f"amount {request.amount} {request.currency} is {amount_decimal} in ISO 4217 major units, not {request.amount_decimal}.",
+            code="amount_mismatch",
+        )
     if request.beneficiary.account_number.startswith(REJECTED_ACCOUNT_PREFIX):
-        raise Unprocessable("The beneficiary's account is closed.")
+        raise Unprocessable("The beneficiary's account is closed.", code="account_closed")
     provider_id = "pp_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
     fingerprint = hashlib.sha256(json.dumps(request.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
     received_at = clock.text()
@@ -170,6 +192,7 @@ def _accept(config: SandboxSettings, idempotency_key: str, request: SandboxPayou
         "fingerprint": fingerprint,
         "status": "accepted",
         **request.model_dump(mode="json"),
+        "amount_decimal": amount_decimal,
         "received_at": received_at,
     }
     try:
@@ -177,7 +200,7 @@ def _accept(config: SandboxSettings, idempotency_key: str, request: SandboxPayou
     except ConditionFailed as existing:
         stored = existing.item or table().get(_payout_key(provider_id)) or {}
         if stored.get("fingerprint") != fingerprint:
-            raise Unprocessable("This Idempotency-Key was used with a different request.") from existing
+            raise Unprocessable("This Idempotency-Key was used with a different request.", code="idempotency_key_reused") from existing
         if not stored.get("events_scheduled"):
             # The first request died between recording the payout and scheduling its events.
             after_payout_accepted(config, _public(stored))

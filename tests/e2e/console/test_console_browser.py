@@ -97,6 +97,25 @@ def test_a_payout_is_created_once_on_a_double_click_and_turns_paid(page) -> None
     expect(page.locator("#announcer")).to_contain_text("is now paid")
 
 
+def test_shillings_have_no_minor_unit_in_the_console(page) -> None:
+    # Given a signed-in user paying in UGX, which ISO 4217 gives no minor unit
+    sign_in(page, new_email())
+    posts = posts_to_payouts(page)
+    # When they type 125.50 UGX, the console refuses it before sending anything
+    fill_payout(page, "125.50", "School fees", currency="UGX")
+    page.get_by_role("button", name="Send payout").click()
+    expect(page.locator("#amount-error")).to_have_text("UGX has no minor unit: use whole amounts.")
+    assert posts == []
+    # When they type 12,550 UGX, it is sent as 12550 and shown as 12,550 UGX (never "125.50 UGX")
+    page.get_by_label("Amount").fill("12,550")
+    page.get_by_role("button", name="Send payout").click()
+    expect(page.locator("#payout-form-status")).to_contain_text("Payout of 12,550 UGX to Thandi Nkosi created")
+    row = page.locator("#payout-rows tr", has_text="School fees")
+    expect(row.locator("td.num")).to_have_text("12,550 UGX")
+    assert [json.loads(p.post_data)["amount"] for p in posts] == [12550]
+    assert [(p["amount"], p["amount_decimal"]) for p in payouts_through_api(page)] == [(12550, "12550")]
+
+
 def test_a_retry_after_a_lost_answer_reuses_the_key_and_creates_nothing_twice(page) -> None:
     # Given a signed-in user whose network fails: the first POST /payouts reaches the API, which
     # creates the payout, but the answer is lost, and every other request to /payouts fails too
@@ -225,16 +244,19 @@ AMOUNTS = st.one_of(
 )
 
 
-# What the console accepts: digits, optionally grouped by commas in threes, and at most two decimals.
-ACCEPTED = re.compile(r"(\d+|\d{1,3}(,\d{3})+)(\.\d{1,2})?", re.ASCII)
+# What the console accepts: digits, optionally grouped by commas in threes, and at most as many
+# decimals as the currency's ISO 4217 exponent (UGX 0, ZAR 2).
+EXPONENTS = {"ZAR": 2, "UGX": 0}
 
 
-def expected_minor(text: str) -> int | None:
+def expected_minor(text: str, currency: str = "ZAR") -> int | None:
     """The reference, computed with Decimal; None where the console must refuse the input."""
+    digits = EXPONENTS[currency]
+    decimals = rf"(\.\d{{1,{digits}}})?" if digits else ""
     value = text.strip()
-    if not ACCEPTED.fullmatch(value):
+    if not re.fullmatch(rf"(\d+|\d{{1,3}}(,\d{{3}})+){decimals}", value, re.ASCII):
         return None
-    minor = Decimal(value.replace(",", "")) * 100
+    minor = Decimal(value.replace(",", "")).scaleb(digits)
     return int(minor) if 0 < minor <= 1_000_000_000 else None
 
 
@@ -250,19 +272,27 @@ def test_amount_parsing_is_exact_for_every_typed_amount(page, stack: RunningStac
         cases.append(text)
 
     collect()
-    # When it parses every case
-    parsed = page.evaluate(
-        """async ([url, cases]) => {
-            const money = await import(url);
-            return cases.map(c => { const r = money.parseAmount(c); return r.ok ? r.minor : null; });
-        }""",
-        [module, cases],
-    )
-    # Then each result is exactly what Decimal says (or a refusal where the API would refuse)
-    assert dict(zip(cases, parsed, strict=True)) == {case: expected_minor(case) for case in cases}
-    # And formatting minor units back gives the amount as typed in canonical form
+    for currency in EXPONENTS:
+        # When it parses every case as an amount in rand (2 digits), then in shillings (no minor unit)
+        parsed = page.evaluate(
+            """async ([url, cases, currency]) => {
+                const money = await import(url);
+                return cases.map(c => { const r = money.parseAmount(c, currency); return r.ok ? r.minor : null; });
+            }""",
+            [module, cases, currency],
+        )
+        # Then each result is exactly what Decimal says (or a refusal where the API would refuse)
+        assert dict(zip(cases, parsed, strict=True)) == {case: expected_minor(case, currency) for case in cases}
+    # And formatting minor units back gives the amount in canonical form, at each ISO 4217 exponent
     formatted = page.evaluate(
-        "async ([url, values]) => { const m = await import(url); return values.map(v => m.formatMinor(v)); }",
+        """async ([url, values]) => {
+            const m = await import(url);
+            return ["ZAR", "UGX", "KWD"].map(currency => values.map(v => m.formatMinor(v, currency)));
+        }""",
         [module, [0, 5, 29, 125050, -2999, 1_000_000_000]],
     )
-    assert formatted == ["0.00", "0.05", "0.29", "1,250.50", "-29.99", "10,000,000.00"]
+    assert formatted == [
+        ["0.00", "0.05", "0.29", "1,250.50", "-29.99", "10,000,000.00"],
+        ["0", "5", "29", "125,050", "-2,999", "1,000,000,000"],
+        ["0.000", "0.005", "0.029", "125.050", "-2.999", "1,000,000.000"],
+    ]

@@ -1,7 +1,7 @@
 """The payout's wire shapes: what a client may send and what it gets back.
 
-Validation is strict on purpose: an amount is an integer number of minor units (``12550`` is
-R125.50), never a float or a string, and free-text fields refuse control characters, which have
+Validation is strict on purpose: an amount is an integer number of the currency's ISO 4217 minor
+units (``12550`` ZAR is R125.50, ``12550`` UGX is 12,550 shillings), never a float or a string, and free-text fields refuse control characters, which have
 no business in a beneficiary's name and break the logs and bank files they end up in.
 """
 
@@ -10,17 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, computed_field
 from pydantic_core import PydanticCustomError
 
 from payrail.db.payouts import StoredPayout
+from payrail.domain import money
 from payrail.domain.payout_status import PayoutStatus
 
-# ISO 4217 codes this service pays out in. All have two minor-unit digits.
-Currency = Literal["BWP", "EUR", "GBP", "GHS", "KES", "NAD", "NGN", "TZS", "UGX", "USD", "ZAR"]
-# One payout is at most 10 million major units: far above any real payout, far below int64.
+# The ISO 4217 codes this service pays out in; each one's exponent comes from ISO 4217 (money).
+Currency = money.PayoutCurrency
+# One payout is at most a billion minor units (10 million rand, a billion shillings): far above
+# any real payout, far below int64.
 MAX_AMOUNT_MINOR = 1_000_000_000
 # Idempotency-Key: 1 to 255 visible ASCII characters (no spaces, no control characters).
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
@@ -103,8 +105,18 @@ class PayoutRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    amount: StrictInt = Field(gt=0, le=MAX_AMOUNT_MINOR, description="Integer minor units: 12550 is 125.50", examples=[12550])
-    currency: Currency = Field(description="ISO 4217 code", examples=["ZAR"])
+    amount: StrictInt = Field(
+        gt=0,
+        le=MAX_AMOUNT_MINOR,
+        description=(
+            "An integer number of the currency's ISO 4217 minor units: 12550 ZAR is 125.50 (2 digits), "
+            "12550 UGX is 12550 shillings (UGX has no minor unit), 1250 KWD would be 1.250 (3 digits). "
+            "Every integer is exact in every currency, so nothing finer than a currency allows can be "
+            "asked for; amount_decimal is an answer only, and a request carrying it is refused (400)."
+        ),
+        examples=[12550],
+    )
+    currency: Currency = Field(description="ISO 4217 code; its exponent is ISO 4217's", examples=["ZAR"])
     beneficiary: Beneficiary
     reference: Reference = Field(description="Shown on the beneficiary's statement", examples=["Invoice 1042"])
 
@@ -127,6 +139,11 @@ class Payout(BaseModel):
     created_at: str
     updated_at: str
     failure_reason: str | None = None
+
+    @computed_field(description="The amount in major units, as a decimal string: 125.50 ZAR, 12550 UGX")  # type: ignore[prop-decorator]
+    @property
+    def amount_decimal(self) -> str:
+        return money.to_decimal_string(self.amount, self.currency)
 
 
 class PayoutPage(BaseModel):

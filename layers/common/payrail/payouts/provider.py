@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from payrail.db.payouts import StoredPayout
+from payrail.domain import money
 from payrail.errors import DependencyFailure
 from payrail.observability import CORRELATION_HEADER, correlation_id
 from payrail.settings import ProviderSettings
@@ -74,8 +75,11 @@ class PaymentProvider:
             )
 
     def submit(self, payout: StoredPayout) -> Accepted:
+        # The provider takes ``amount`` in the currency's ISO 4217 minor units (UGX: whole
+        # shillings; ZAR: cents), and ``amount_decimal`` in major units, which it checks against it.
         body = {
             "amount": payout.amount,
+            "amount_decimal": money.to_decimal_string(payout.amount, payout.currency),
             "currency": payout.currency,
             "beneficiary": payout.beneficiary,
             "reference": payout.reference,

@@ -30,10 +30,10 @@ const RULES = {
 export function readForm(form) {
   const value = (name) => form.elements[name].value.trim();
   const errors = {};
-  const amount = parseAmount(value("amount"));
-  if (!amount.ok) errors.amount = amount.error;
   const currency = value("currency");
   if (!CURRENCIES.includes(currency)) errors.currency = "Choose a currency.";
+  const amount = parseAmount(value("amount"), currency);
+  if (!amount.ok) errors.amount = amount.error;
   for (const [name, rule] of Object.entries(RULES)) {
     const problem = rule(value(name));
     if (problem) errors[name] = problem;
