@@ -195,7 +195,7 @@ def test_a_permanent_rejection_fails_the_payout_and_clears_its_outbox_marker(wor
     assert result["batchItemFailures"] == []
     stored = world.payout(payout["id"])
     assert stored["status"] == "failed"
-    assert "422" in stored["failure_reason"]
+    assert stored["failure_reason"] == "beneficiary_account_closed: The beneficiary's account is closed."
     assert not any(k.startswith("OUTBOX#") for k in item_keys(world.resources))
 
 
@@ -330,3 +330,70 @@ def test_a_payout_that_keeps_failing_is_dead_lettered_and_stays_marked_for_recon
     assert [json.loads(m["Body"])["payout_id"] for m in dead] == [payout["id"]]
     assert world.payout(payout["id"])["status"] == "pending"
     assert any(k.startswith("OUTBOX#") for k in item_keys(world.resources))
+
+
+# Issue 19 item 7: what the provider's refusals mean. Only its documented business rejection (a
+# 422 with a known `code`) is final; authentication, configuration and unknown errors are an
+# outage of ours or theirs, which must not fail payouts for good.
+PROVIDER_TEXT = "Invalid API key sk_live_51H... provided; see https://provider.example/docs"
+
+
+def refusing(status: int, body: dict[str, Any]) -> httpx.MockTransport:
+    return httpx.MockTransport(lambda request: httpx.Response(status, json=body))
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (401, {"error": PROVIDER_TEXT}),  # a revoked API key
+        (403, {"detail": PROVIDER_TEXT}),  # a key without the payouts permission
+        (404, {"title": "Not Found"}),  # a wrong base URL
+        (500, {"detail": PROVIDER_TEXT}),
+        (400, {"detail": PROVIDER_TEXT}),  # a request the provider cannot read: our bug, or its change
+        (418, {"detail": PROVIDER_TEXT}),  # a status nobody documented
+        (422, {"detail": PROVIDER_TEXT}),  # a 422 without a code
+        (422, {"detail": PROVIDER_TEXT, "code": "idempotency_key_reused"}),  # a code that is not a rejection
+    ],
+)
+def test_a_provider_refusal_that_is_not_a_documented_rejection_is_retried_and_counts_against_the_breaker(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], status: int, body: dict[str, Any]
+) -> None:
+    # Given a provider answering every request with this refusal
+    from payrail.payouts import provider
+
+    monkeypatch.setattr(provider, "TRANSPORT", refusing(status, body))
+    payout = world.create(f"refused-{status}-{len(body)}")
+    # When the worker submits the payout
+    result = world.worker(sqs_event([payout["id"]]), LambdaContext())
+    # Then the record fails, so SQS delivers it again after a backoff
+    assert len(result["batchItemFailures"]) == 1
+    # And the payout is still pending, with no failure reason and its outbox marker kept
+    stored = world.payout(payout["id"])
+    assert stored["status"] == "pending"
+    assert stored.get("failure_reason") is None
+    assert any(k.startswith("OUTBOX#") for k in item_keys(world.resources))
+    # And the breaker counted a failure
+    assert world.worker_module.submitter().breaker.state().failures == 1
+    # And a 4xx outage raises the metric the ProviderRefusingCalls alarm watches (a 5xx is an
+    # ordinary server error, retried as before)
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    refused = [m for m in emitted if "ProviderCallsRefused" in m]
+    assert len(refused) == (0 if status >= 500 else 1)
+
+
+def test_a_documented_rejection_fails_the_payout_with_a_stable_code_and_the_projects_words(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a provider that rejects the payout with its documented code, in its own words
+    from payrail.payouts import provider
+
+    monkeypatch.setattr(provider, "TRANSPORT", refusing(422, {"code": "account_closed", "detail": PROVIDER_TEXT}))
+    payout = world.create("rejected")
+    # When the worker submits it
+    result = world.worker(sqs_event([payout["id"]]), LambdaContext())
+    # Then it is final: failed with the project's code and message, none of the provider's text
+    assert result["batchItemFailures"] == []
+    stored = world.payout(payout["id"])
+    assert (stored["status"], stored["failure_reason"]) == ("failed", "beneficiary_account_closed: The beneficiary's account is closed.")
+    # And a business rejection proves the provider is up: the breaker counts no failure
+    assert world.worker_module.submitter().breaker.state().failures == 0

@@ -58,8 +58,10 @@ def test_faults_default_to_zero_are_validated_and_persist(sandbox: Any) -> None:
         "timeout_rate": 0,
         "latency_ms": 0,
         "timeout_after_accept_share": 0.5,
+        "forced_status": None,
     }
     assert request(sandbox, "PUT", "/faults", {"error_rate": 1.5})[0] == 400
+    assert request(sandbox, "PUT", "/faults", {"forced_status": 200})[0] == 400
     assert request(sandbox, "PUT", "/faults", {"rate_limit_rate": 1.0})[0] == 200
     # Every request is now rate limited, with Retry-After, and nothing is recorded
     status, headers, _ = request(sandbox, "POST", "/v1/payouts", VALID_BODY, {"idempotency-key": "po_2"})
@@ -98,3 +100,28 @@ def test_a_replay_schedules_the_events_a_request_that_died_after_accepting_did_n
     assert (again[0], third[0]) == (200, 200)
     events = request(sandbox, "GET", f"/v1/payouts/{again[2]['id']}/events")[2]["items"]
     assert sorted(event["type"] for event in events) == ["payout.paid", "payout.processing"]
+
+
+def test_a_forced_status_answers_every_payout_in_the_providers_own_words_and_records_nothing(sandbox: Any) -> None:
+    # Given the fault that stands for a revoked API key
+    assert request(sandbox, "PUT", "/faults", {"forced_status": 401})[2]["forced_status"] == 401
+    # Then every payout request is refused with 401 and the provider's text, and nothing is recorded
+    status, _, body = request(sandbox, "POST", "/v1/payouts", VALID_BODY, {"idempotency-key": "po_revoked"})
+    assert (status, body["detail"]) == (401, "Invalid API key provided: sk_sandbox_****")
+    assert request(sandbox, "GET", "/v1/payouts")[2]["items"] == []
+    # And clearing the faults lets payouts through again
+    request(sandbox, "PUT", "/faults", {})
+    assert request(sandbox, "POST", "/v1/payouts", VALID_BODY, {"idempotency-key": "po_revoked"})[0] == 201
+
+
+def test_amounts_are_checked_and_recorded_in_iso_4217_major_units(sandbox: Any) -> None:
+    # A UGX amount is whole shillings; one whose decimal form assumes two digits is refused
+    ugx = {**VALID_BODY, "amount": 12550, "currency": "UGX"}
+    status, _, body = request(sandbox, "POST", "/v1/payouts", {**ugx, "amount_decimal": "125.50"}, {"idempotency-key": "po_ugx1"})
+    assert (status, body["code"]) == (422, "amount_mismatch")
+    status, _, body = request(sandbox, "POST", "/v1/payouts", {**ugx, "amount_decimal": "12550"}, {"idempotency-key": "po_ugx2"})
+    assert (status, body["amount"], body["amount_decimal"]) == (201, 12550, "12550")
+    # And a rejected account is refused with the documented code
+    closed = {**VALID_BODY, "beneficiary": {**VALID_BODY["beneficiary"], "account_number": "00001111"}}
+    status, _, body = request(sandbox, "POST", "/v1/payouts", closed, {"idempotency-key": "po_closed"})
+    assert (status, body["code"]) == (422, "account_closed")

@@ -42,3 +42,21 @@ def test_every_dead_letter_queue_has_a_depth_alarm_under_its_own_condition() -> 
     assert dead_letter_queues <= set(alarmed)
     for queue in dead_letter_queues:
         assert resources[alarmed[queue]].get("Condition") == resources[queue].get("Condition")
+
+
+def test_a_provider_refusing_the_workers_calls_raises_an_alarm_on_the_metric_the_worker_emits() -> None:
+    # The worker emits ProviderCallsRefused (payrail.payouts.submission) with Powertools' default
+    # dimension (service) in the namespace Globals set; the alarm must watch exactly that series.
+    import inspect
+
+    from payrail.payouts import submission
+
+    template = Template(TEMPLATE, template_parameters(TEMPLATE, "prod", {}))
+    environment = template.document["Globals"]["Function"]["Environment"]["Variables"]
+    alarm = template.resources["ProviderCallsRefusedAlarm"]
+    properties = alarm["Properties"]
+    assert alarm["Type"] == "AWS::CloudWatch::Alarm" and "Condition" not in alarm
+    assert 'name="ProviderCallsRefused"' in inspect.getsource(submission)
+    assert (properties["Namespace"], properties["MetricName"]) == (environment["POWERTOOLS_METRICS_NAMESPACE"], "ProviderCallsRefused")
+    assert properties["Dimensions"] == [{"Name": "service", "Value": environment["POWERTOOLS_SERVICE_NAME"]}]
+    assert (properties["Statistic"], properties["Threshold"], properties["ComparisonOperator"]) == ("Sum", 0, "GreaterThanThreshold")

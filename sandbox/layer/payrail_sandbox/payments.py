@@ -20,8 +20,8 @@ payout recorded carries its ``amount_decimal``.
 Business rejections, the only 4xx a client may treat as final: 422 with ``code`` in the problem
 document. ``account_closed``: a beneficiary account number starting with ``0000``, so the
 client's permanent-failure path can be exercised. Anything else (a 422 without a known code,
-``idempotency_key_reused``, ``amount_mismatch``, or the ``forced_status`` fault's 401, 403, 404...)
-is not a statement about the payout.
+``idempotency_key_reused``, ``amount_mismatch``, or the 401, 403, 404... that the ``forced_status``
+fault answers with, in the provider's own words) is not a statement about the payout.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from payrail import clock
 from payrail.db import ConditionFailed, decode_cursor, encode_cursor
 from payrail.domain import money
-from payrail.errors import DependencyFailure, NotFound, RateLimited, Unprocessable
+from payrail.errors import DependencyFailure, NotFound, PayrailError, RateLimited, Unprocessable
 from payrail.http import json_response
 from payrail.observability import logger
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
@@ -74,6 +74,17 @@ class SandboxTimeout(DependencyFailure):
     title = "The sandbox provider simulated a timeout"
 
 
+class SandboxRefusal(PayrailError):
+    """The ``forced_status`` fault: a refusal at any status, in the provider's own words."""
+
+    slug = "sandbox-refused"
+    title = "The sandbox provider refused the request"
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
 class SandboxFaults(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -83,6 +94,12 @@ class SandboxFaults(BaseModel):
     latency_ms: int = Field(default=0, ge=0, le=10_000, description="Added to every request")
     timeout_after_accept_share: float = Field(
         default=0.5, ge=0, le=1, description="Share of timeouts that happen after the payout was accepted and recorded"
+    )
+    forced_status: int | None = Field(
+        default=None,
+        ge=400,
+        le=599,
+        description="Answer every POST /v1/payouts with this status and the provider's own error text (401: a revoked API key)",
     )
 
 
@@ -139,6 +156,7 @@ def current_faults() -> SandboxFaults:
         timeout_rate=int(item.get("timeout_ppm", 0)) / _PPM,
         latency_ms=int(item.get("latency_ms", 0)),
         timeout_after_accept_share=int(item.get("accepted_timeout_ppm", _PPM // 2)) / _PPM,
+        forced_status=int(item["forced_status"]) if item.get("forced_status") else None,
     )
 
 
@@ -152,6 +170,7 @@ def put_faults(faults: SandboxFaults) -> Response[SandboxFaults]:
             "timeout_ppm": round(faults.timeout_rate * _PPM),
             "latency_ms": faults.latency_ms,
             "accepted_timeout_ppm": round(faults.timeout_after_accept_share * _PPM),
+            "forced_status": faults.forced_status or 0,
         }
     )
     return json_response(current_faults())
@@ -179,7 +198,7 @@ def _accept(config: SandboxSettings, idempotency_key: str, request: SandboxPayou
             code="amount_mismatch",
         )
     if request.beneficiary.account_number.startswith(REJECTED_ACCOUNT_PREFIX):
-        raise Unprocessable("The beneficiary's account is closed.", code="account_closed")
+        raise Unprocessable("Account 0000… is closed at the beneficiary bank (sandbox).", code="account_closed")
     provider_id = "pp_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
     fingerprint = hashlib.sha256(json.dumps(request.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
     received_at = clock.text()
@@ -234,6 +253,10 @@ def create_provider_payout(
     faults = current_faults()
     if faults.latency_ms:
         time.sleep(faults.latency_ms / 1000)
+    if faults.forced_status:
+        # What a real provider says when the key was revoked or the URL is wrong: its own words.
+        text = {401: "Invalid API key provided: sk_sandbox_****", 403: "This API key may not create payouts", 404: "Unknown route"}
+        raise SandboxRefusal(faults.forced_status, text.get(faults.forced_status, "Request refused"))
     draw = random.random()
     if draw < faults.timeout_rate:
         # A timeout: by default half the time the payout is accepted first and only the answer is lost.

@@ -1,6 +1,13 @@
 """The payment provider's one client: ``submit`` a payout, ask for a payout's ``status``.
 
-Answers are classified into the outcomes the callers act on. The payout id is the provider's
+Answers are classified into the outcomes the callers act on. Only the provider's documented
+business rejection (a 422 whose ``code`` is in :data:`payrail.domain.failures.PROVIDER_REJECTIONS`)
+is final for a payout. Every other refusal is an outage, ours or the provider's, and retryable: a
+401 or 403 (a revoked or wrong API key), a 404 or 405 (a wrong base URL), any other 4xx we do not
+know; these also raise an alarm (``refused`` is set). The provider's own text is logged, never
+stored on the payout.
+
+The payout id is the provider's
 ``Idempotency-Key``, so a retry after a timeout (when the provider may have accepted the first
 request) can never pay twice. The correlation id goes with every request.
 """
@@ -15,28 +22,36 @@ import httpx
 from payrail.db.payouts import StoredPayout
 from payrail.domain import money
 from payrail.errors import DependencyFailure
-from payrail.observability import CORRELATION_HEADER, correlation_id
+from payrail.observability import CORRELATION_HEADER, correlation_id, logger
+from payrail.domain.failures import Failure, rejection
 from payrail.settings import ProviderSettings
 
 TRANSPORT: httpx.BaseTransport | None = None  # tests route the calls in-process
 
 
 class ProviderTransientError(DependencyFailure):
-    """Worth retrying later: a timeout, a 429 (with its Retry-After), a 5xx or no connection."""
+    """Worth retrying later: a timeout, a 429 (with its Retry-After), a 5xx, no connection, or a
+    refusal that is not a documented rejection (``refused``: authentication, configuration or an
+    unknown 4xx, which someone has to look at)."""
 
-    def __init__(self, kind: str, detail: str, retry_after: int | None = None) -> None:
+    def __init__(self, kind: str, detail: str, retry_after: int | None = None, refused: bool = False) -> None:
         super().__init__(detail)
         self.kind = kind
         self.retry_after = retry_after
+        self.refused = refused
 
 
 class ProviderRejected(Exception):
-    """A permanent 4xx: the request itself is wrong and retrying cannot help."""
+    """The provider's documented business rejection of the payout: final, retrying cannot help."""
 
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
+    def __init__(self, status: int, failure: Failure) -> None:
+        super().__init__(failure.reason)
         self.status = status
-        self.reason = reason
+        self.failure = failure
+
+    @property
+    def reason(self) -> str:
+        return self.failure.reason
 
 
 @dataclass(frozen=True)
@@ -88,7 +103,10 @@ class PaymentProvider:
         response = self._request("POST", "/v1/payouts", json=body, headers={"Idempotency-Key": payout.id})
         self._transient(response)
         if response.status_code >= 400:
-            raise ProviderRejected(response.status_code, _reason(response))
+            failure = rejection(_document(response).get("code")) if response.status_code == 422 else None
+            if failure is not None:
+                raise ProviderRejected(response.status_code, failure)
+            raise _refused(response)
         try:
             answer = response.json()
             return Accepted(provider_reference=str(answer["id"]), status=str(answer.get("status", "accepted")))
@@ -111,10 +129,27 @@ class PaymentProvider:
         return answer if isinstance(answer, dict) else None
 
 
-def _reason(response: httpx.Response) -> str:
+def _document(response: httpx.Response) -> dict[str, Any]:
     try:
         document = response.json()
-        text = document.get("detail") or document.get("title") or document.get("error")
-    except (ValueError, AttributeError):
-        text = None
-    return f"provider rejected the payout ({response.status_code}): {str(text or response.reason_phrase)[:200]}"
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+# What a refusal that is not a documented rejection most likely means, by status.
+_REFUSAL_KINDS = {401: "unauthorized", 403: "unauthorized", 404: "misconfigured", 405: "misconfigured"}
+
+
+def _refused(response: httpx.Response) -> ProviderTransientError:
+    """A 4xx the provider's contract does not document as a rejection: retried, and alarmed on.
+    Its text goes to the log (cut short), not to the payout."""
+    status = response.status_code
+    kind = _REFUSAL_KINDS.get(status, "unrecognised")
+    document = _document(response)
+    text = document.get("detail") or document.get("title") or document.get("error") or response.reason_phrase
+    logger.error(
+        "the payment provider refused the call",
+        extra={"provider_status": status, "kind": kind, "provider_code": str(document.get("code", ""))[:64], "provider_text": str(text)[:200]},
+    )
+    return ProviderTransientError(kind, f"The provider refused the call ({status}, {kind})", refused=True)

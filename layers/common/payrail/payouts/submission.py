@@ -8,7 +8,10 @@ conditional update (forward only), never a read followed by a write.
 Retries: a transient failure raises :class:`~payrail.errors.RetryLater` with an exponential
 backoff with full jitter over the delivery's attempt number (the provider's Retry-After is a
 floor); the queue consumer makes the message visible again then, and after the queue's
-maxReceiveCount it goes to the dead-letter queue. A permanent 4xx marks the payout ``failed``.
+maxReceiveCount it goes to the dead-letter queue. Only the provider's documented business
+rejection marks the payout ``failed`` (with the project's stable code, never the provider's
+text); an authentication, configuration or unknown refusal is retried like a 5xx, counts against
+the breaker, and raises ``ProviderCallsRefused``, which an alarm watches.
 
 Time: a payout is started only while the invocation has the time to finish it (the provider
 call's timeout, the table writes around it, and a reserve for the invocation's end). One reached
@@ -93,6 +96,10 @@ class Submitter:
             accepted = self.provider.submit(payout)
         except ProviderTransientError as error:
             _provider_error(error.kind)
+            if error.refused:
+                # A revoked key or a wrong URL fails every payout until someone fixes it: the
+                # ProviderCallsRefused alarm watches this metric.
+                metrics.add_metric(name="ProviderCallsRefused", unit=MetricUnit.Count, value=1)
             if error.kind == "rate_limited":
                 self.breaker.record_success(permit)  # a 429 proves the provider is up; it is not a health failure
             else:
