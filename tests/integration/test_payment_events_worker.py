@@ -62,13 +62,23 @@ def test_a_processing_event_moves_the_payout_and_keeps_its_marker(world: dict) -
     assert marker_exists(world, item)
 
 
-def test_a_failed_event_records_the_failure_reason(world: dict) -> None:
+@pytest.mark.parametrize(
+    ("reported", "reason"),
+    [
+        # the provider's own words are not shown: the project's generic code and message are
+        ("account closed", "provider_failed: The payment provider reported that the payout failed."),
+        (None, "provider_failed: The payment provider reported that the payout failed."),
+        # a documented rejection code becomes the project's code for it
+        ("account_closed", "beneficiary_account_closed: The beneficiary's account is closed."),
+    ],
+)
+def test_a_failed_event_records_a_stable_failure_reason(world: dict, reported: str | None, reason: str) -> None:
     item = put_payout(world["resources"], "processing")
 
-    deliver(world, event_body("payout.failed", item["id"], failure_reason="account closed"))
+    deliver(world, event_body("payout.failed", item["id"], failure_reason=reported))
 
     stored = payout(world, item["id"])
-    assert (stored["status"], stored["failure_reason"]) == ("failed", "account closed")
+    assert (stored["status"], stored["failure_reason"]) == ("failed", reason)
     assert not marker_exists(world, item)
 
 

@@ -21,6 +21,8 @@ class Failure:
 
 
 BENEFICIARY_ACCOUNT_CLOSED = Failure("beneficiary_account_closed", "The beneficiary's account is closed.")
+# A failure the provider reported (a payout.failed webhook, its status answer) without a code we know.
+PROVIDER_FAILED = Failure("provider_failed", "The payment provider reported that the payout failed.")
 
 # The payment provider's documented business rejections: a 422 whose problem document carries one
 # of these ``code`` values is a statement about the payout itself, and final. Nothing else is.
@@ -32,3 +34,8 @@ PROVIDER_REJECTIONS: dict[str, Failure] = {
 def rejection(code: object) -> Failure | None:
     """The failure a provider rejection ``code`` means, or None when it is not a documented one."""
     return PROVIDER_REJECTIONS.get(code) if isinstance(code, str) else None
+
+
+def reported(reason: object) -> Failure:
+    """What a failure the provider reported (its ``failure_reason``: a code or free text) means."""
+    return rejection(reason) or PROVIDER_FAILED

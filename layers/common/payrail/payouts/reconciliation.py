@@ -34,7 +34,7 @@ from payrail.domain.payout_status import PayoutStatus
 from payrail.observability import logger, metrics
 from payrail.payouts.provider import PaymentProvider, ProviderTransientError
 from payrail.settings import ReconcileSettings
-from payrail.webhooks.apply import apply_change
+from payrail.webhooks.apply import apply_change, failure_reason_of
 from payrail.webhooks.events import TARGETS
 
 # Stuck payouts are looked up at the provider, and pending ones re-enqueued ten to a batch, this
@@ -72,7 +72,7 @@ def _ask_provider(provider: PaymentProvider, payout: StoredPayout, deadline: Dea
         payout_id=payout.id,
         target=target,
         provider_reference=answer.get("provider_reference") or answer.get("id"),
-        failure_reason=answer.get("failure_reason"),
+        failure_reason=failure_reason_of(target, answer.get("failure_reason")),
         source="reconciliation",
     )
     outcome = apply_change(change)

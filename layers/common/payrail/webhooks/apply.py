@@ -10,6 +10,8 @@ from aws_lambda_powertools import single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
 from payrail.db.payment_events import Outcome, StatusChange, apply_status_change
+from payrail.domain import failures
+from payrail.domain.payout_status import PayoutStatus
 from payrail.errors import DependencyFailure
 from payrail.observability import logger, metrics
 from payrail.webhooks.events import PaymentEvent
@@ -25,7 +27,17 @@ def change_of(event: PaymentEvent) -> StatusChange:
     if event.target is None:
         return StatusChange(event.id, event.type, str(event.data.get("payout_id") or "") or None, None)
     data = event.payout_data()
-    return StatusChange(event.id, event.type, data.payout_id, event.target, data.provider_reference, data.failure_reason)
+    return StatusChange(event.id, event.type, data.payout_id, event.target, data.provider_reference, failure_reason_of(event.target, data.failure_reason))
+
+
+def failure_reason_of(target: PayoutStatus | None, reported: object) -> str | None:
+    """The payout's ``failure_reason`` when a provider reports it failed: the project's stable code
+    and message for what it reported, never its text (which goes to the log)."""
+    if target != PayoutStatus.FAILED:
+        return None
+    failure = failures.reported(reported)
+    logger.info("provider reported a failure", extra={"failure_code": failure.code, "provider_reason": str(reported or "")[:200]})
+    return failure.reason
 
 
 def apply_change(change: StatusChange) -> Outcome:
