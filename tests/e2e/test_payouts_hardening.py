@@ -41,9 +41,7 @@ def provider_payout(api: httpx.Client, payout_id: str) -> dict[str, Any] | None:
 
 
 # ---------------------------------------------------------------- item 2: ISO 4217 minor units
-@pytest.mark.parametrize(
-    ("amount", "currency", "decimal"), [(12550, "UGX", "12550"), (12550, "ZAR", "125.50"), (7, "USD", "0.07")]
-)
+@pytest.mark.parametrize(("amount", "currency", "decimal"), [(12550, "UGX", "12550"), (12550, "ZAR", "125.50"), (7, "USD", "0.07")])
 def test_amounts_are_in_the_currencys_iso_4217_minor_unit_everywhere(
     api: httpx.Client, user: dict[str, str], amount: int, currency: str, decimal: str
 ) -> None:
@@ -81,9 +79,7 @@ def test_amount_decimal_is_an_answer_not_an_input(api: httpx.Client, user: dict[
         ("reference", "Invoice\x071042"),  # a control character (Cc), refused before too
     ],
 )
-def test_invisible_format_characters_are_a_400_naming_the_field(
-    api: httpx.Client, user: dict[str, str], field: str, value: str
-) -> None:
+def test_invisible_format_characters_are_a_400_naming_the_field(api: httpx.Client, user: dict[str, str], field: str, value: str) -> None:
     body: dict[str, Any] = {**VALID_BODY, "beneficiary": dict(VALID_BODY["beneficiary"])}
     if field == "reference":
         body["reference"] = value
@@ -98,9 +94,11 @@ def test_invisible_format_characters_are_a_400_naming_the_field(
 
 # ---------------------------------------------------------------- item 7: provider credential outage
 def breaker_failures(stack: RunningStack) -> int:
-    item = stack.client("dynamodb").get_item(
-        TableName=stack.physical("Table"), Key={"pk": {"S": "CIRCUIT#payment-provider"}, "sk": {"S": "CIRCUIT"}}
-    ).get("Item", {})
+    item = (
+        stack.client("dynamodb")
+        .get_item(TableName=stack.physical("Table"), Key={"pk": {"S": "CIRCUIT#payment-provider"}, "sk": {"S": "CIRCUIT"}})
+        .get("Item", {})
+    )
     return int(item.get("failures", {}).get("N", "0"))
 
 

@@ -122,7 +122,10 @@ def test_a_provider_failure_carries_its_reason(world: dict, provider: Recorder) 
     reconcile(world)
 
     stored = payout(world, item["id"])
-    assert (stored["status"], stored["failure_reason"]) == ("failed", "provider_failed: The payment provider reported that the payout failed.")
+    assert (stored["status"], stored["failure_reason"]) == (
+        "failed",
+        "provider_failed: The payment provider reported that the payout failed.",
+    )
 
 
 def test_the_provider_is_asked_by_the_payouts_provider_reference(world: dict, provider: Recorder) -> None:

@@ -55,7 +55,8 @@ def test_a_provider_refusing_the_workers_calls_raises_an_alarm_on_the_metric_the
     environment = template.document["Globals"]["Function"]["Environment"]["Variables"]
     alarm = template.resources["ProviderCallsRefusedAlarm"]
     properties = alarm["Properties"]
-    assert alarm["Type"] == "AWS::CloudWatch::Alarm" and "Condition" not in alarm
+    assert alarm["Type"] == "AWS::CloudWatch::Alarm"
+    assert "Condition" not in alarm
     assert 'name="ProviderCallsRefused"' in inspect.getsource(submission)
     assert (properties["Namespace"], properties["MetricName"]) == (environment["POWERTOOLS_METRICS_NAMESPACE"], "ProviderCallsRefused")
     assert properties["Dimensions"] == [{"Name": "service", "Value": environment["POWERTOOLS_SERVICE_NAME"]}]

@@ -30,7 +30,14 @@ def test_a_code_without_a_minor_unit_is_refused(currency: str) -> None:
 
 @pytest.mark.parametrize(
     ("amount", "currency", "text"),
-    [(12550, "UGX", "12550"), (12550, "ZAR", "125.50"), (1250, "KWD", "1.250"), (5, "ZAR", "0.05"), (-2999, "USD", "-29.99"), (0, "BHD", "0.000")],
+    [
+        (12550, "UGX", "12550"),
+        (12550, "ZAR", "125.50"),
+        (1250, "KWD", "1.250"),
+        (5, "ZAR", "0.05"),
+        (-2999, "USD", "-29.99"),
+        (0, "BHD", "0.000"),
+    ],
 )
 def test_decimal_strings_in_major_units(amount: int, currency: str, text: str) -> None:
     assert money.to_decimal_string(amount, currency) == text

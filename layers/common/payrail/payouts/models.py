@@ -1,8 +1,9 @@
 """The payout's wire shapes: what a client may send and what it gets back.
 
 Validation is strict on purpose: an amount is an integer number of the currency's ISO 4217 minor
-units (``12550`` ZAR is R125.50, ``12550`` UGX is 12,550 shillings), never a float or a string, and free-text fields refuse control characters, which have
-no business in a beneficiary's name and break the logs and bank files they end up in.
+units (``12550`` ZAR is R125.50, ``12550`` UGX is 12,550 shillings), never a float or a string,
+and free-text fields refuse control and invisible format characters, which have no business in a
+beneficiary's name and break the logs and bank files they end up in.
 """
 
 from __future__ import annotations

@@ -21,9 +21,9 @@ import httpx
 
 from payrail.db.payouts import StoredPayout
 from payrail.domain import money
+from payrail.domain.failures import Failure, rejection
 from payrail.errors import DependencyFailure
 from payrail.observability import CORRELATION_HEADER, correlation_id, logger
-from payrail.domain.failures import Failure, rejection
 from payrail.settings import ProviderSettings
 
 TRANSPORT: httpx.BaseTransport | None = None  # tests route the calls in-process
@@ -150,6 +150,11 @@ def _refused(response: httpx.Response) -> ProviderTransientError:
     text = document.get("detail") or document.get("title") or document.get("error") or response.reason_phrase
     logger.error(
         "the payment provider refused the call",
-        extra={"provider_status": status, "kind": kind, "provider_code": str(document.get("code", ""))[:64], "provider_text": str(text)[:200]},
+        extra={
+            "provider_status": status,
+            "kind": kind,
+            "provider_code": str(document.get("code", ""))[:64],
+            "provider_text": str(text)[:200],
+        },
     )
     return ProviderTransientError(kind, f"The provider refused the call ({status}, {kind})", refused=True)

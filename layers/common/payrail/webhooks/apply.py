@@ -27,7 +27,9 @@ def change_of(event: PaymentEvent) -> StatusChange:
     if event.target is None:
         return StatusChange(event.id, event.type, str(event.data.get("payout_id") or "") or None, None)
     data = event.payout_data()
-    return StatusChange(event.id, event.type, data.payout_id, event.target, data.provider_reference, failure_reason_of(event.target, data.failure_reason))
+    return StatusChange(
+        event.id, event.type, data.payout_id, event.target, data.provider_reference, failure_reason_of(event.target, data.failure_reason)
+    )
 
 
 def failure_reason_of(target: PayoutStatus | None, reported: object) -> str | None:
