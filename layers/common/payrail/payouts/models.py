@@ -87,8 +87,12 @@ def _no_invisible_characters(value: object) -> object:
     return value
 
 
-Name = Annotated[str, BeforeValidator(_no_invisible_characters), Field(min_length=1, max_length=140, pattern=TEXT_PATTERN)]
-Reference = Annotated[str, BeforeValidator(_no_invisible_characters), Field(min_length=1, max_length=140, pattern=TEXT_PATTERN)]
+# The validator comes last so that it wraps the constrained string: it still runs first, and the
+# constraints stay on the string, where the JSON schema (and so the OpenAPI document) states them.
+# Placed before them, it would make pydantic enforce the pattern after it, silently leaving
+# ``pattern`` out of the document.
+Name = Annotated[str, Field(min_length=1, max_length=140, pattern=TEXT_PATTERN), BeforeValidator(_no_invisible_characters)]
+Reference = Annotated[str, Field(min_length=1, max_length=140, pattern=TEXT_PATTERN), BeforeValidator(_no_invisible_characters)]
 
 
 class Beneficiary(BaseModel):
