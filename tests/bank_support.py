@@ -21,8 +21,8 @@ FUNCTIONS = ("SandboxFunction", "BankApiFunction", "BankSyncWorkerFunction", "Sc
 
 
 class BankWorld:
-    def __init__(self, moto_endpoint: str) -> None:
-        self.resources = Resources(moto_endpoint)
+    def __init__(self, moto_endpoint: str, resources: Resources | None = None) -> None:
+        self.resources = resources or Resources(moto_endpoint)
         self._saved = dict(os.environ)
         environment: dict[str, str] = {}
         for logical_id in FUNCTIONS:
@@ -109,6 +109,13 @@ class BankWorld:
         connection = store.get_connection(connection_id)
         assert connection is not None
         return connection.model_dump()
+
+    def tokens(self, connection_id: str) -> dict[str, Any]:
+        from payrail.db import bank as store
+
+        tokens = store.get_tokens(connection_id)
+        assert tokens is not None
+        return tokens.model_dump()
 
     def stored_transactions(self, connection_id: str) -> list[dict[str, Any]]:
         dynamodb = self.resources.client("dynamodb")

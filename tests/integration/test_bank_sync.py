@@ -181,7 +181,7 @@ def test_a_retry_after_beyond_the_time_budget_gives_the_message_back_for_that_lo
 def test_an_expired_access_token_is_refreshed_once_and_the_rotated_tokens_are_stored_sealed(world: BankWorld) -> None:
     # Given a linked connection whose access token the bank has expired
     _, login, connection_id = _linked(world)
-    before = world.connection(connection_id)["tokens_ciphertext"]
+    before = world.tokens(connection_id)["tokens_ciphertext"]
     world.bank("token-expiry", user=login)
     # When the worker runs
     assert world.sync(connection_id) == {"batchItemFailures": []}
@@ -189,7 +189,7 @@ def test_an_expired_access_token_is_refreshed_once_and_the_rotated_tokens_are_st
     stats = world.stats(login)
     assert stats["token_grants"]["refresh_token"] == 1
     assert _counts(_summary(world, connection_id)) == (15, 0, 0, 0, 3)
-    assert world.connection(connection_id)["tokens_ciphertext"] != before
+    assert world.tokens(connection_id)["tokens_ciphertext"] != before
     # And the next run uses the stored rotated tokens without refreshing again
     world.sync(connection_id)
     assert world.stats(login)["token_grants"]["refresh_token"] == 1

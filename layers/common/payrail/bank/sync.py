@@ -43,7 +43,7 @@ from payrail.bank.provider import (
 from payrail.clock import Deadline
 from payrail.db import Item
 from payrail.db import bank as store
-from payrail.db.bank import LeaseHeld, LeaseLost, StoredConnection
+from payrail.db.bank import LeaseHeld, LeaseLost
 from payrail.errors import DependencyFailure, RetryLater
 from payrail.observability import logger, metrics
 from payrail.settings import BankSyncSettings
@@ -163,8 +163,11 @@ def _base(state: RunState, original: str | None) -> dict[str, Any]:
     return base
 
 
-def _sealed_of(connection: StoredConnection) -> Sealed:
-    return Sealed(ciphertext=connection.tokens_ciphertext, nonce=connection.tokens_nonce, encrypted_key=connection.tokens_key)
+def _sealed_tokens(connection_id: str) -> Sealed:
+    stored = store.get_tokens(connection_id)
+    if stored is None:
+        raise envelope.TokensUnreadable("The connection has no stored tokens.")
+    return Sealed(ciphertext=stored.tokens_ciphertext, nonce=stored.tokens_nonce, encrypted_key=stored.tokens_key)
 
 
 def sealed_attributes(sealed: Sealed) -> dict[str, bytes]:
@@ -208,7 +211,7 @@ class SyncRun:
         state = RunState(start_cursor=connection.sync_cursor, generation=connection.sync_generation)
         committed = False
         try:
-            tokens = envelope.open_sealed(_sealed_of(connection), self.connection_id)
+            tokens = envelope.open_sealed(_sealed_tokens(self.connection_id), self.connection_id)
             with BankClient(self.settings) as bank:
                 if tokens.access_expires_at <= time.time() + REFRESH_SKEW_SECONDS:
                     tokens = self._refresh(bank, tokens)

@@ -18,11 +18,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from payrail.db import ConditionFailed, Item, Page, decode_cursor, encode_cursor, keys, table
+from payrail.db import ConditionFailed, Item, Page, TransactionCancelled, decode_cursor, encode_cursor, keys, table
 
 
 class StoredConnection(BaseModel):
-    """A bank connection as the table holds it (its tokens sealed: see ``payrail.bank.envelope``)."""
+    """A bank connection as the table holds it (its tokens are an item of their own: StoredTokens)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -36,9 +36,17 @@ class StoredConnection(BaseModel):
     sync_generation: int = 0
     last_sync: dict[str, Any] | None = None
     access_expires_at: int = 0
-    tokens_ciphertext: bytes = b""
-    tokens_nonce: bytes = b""
-    tokens_key: bytes = b""
+
+
+class StoredTokens(BaseModel):
+    """A connection's provider tokens as the table holds them: sealed (``payrail.bank.envelope``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    connection_id: str
+    tokens_ciphertext: bytes
+    tokens_nonce: bytes
+    tokens_key: bytes
 
 
 class StoredTransaction(BaseModel):
@@ -75,8 +83,8 @@ class LeaseLost(Exception):
 
 
 # -------------------------------------------------------------------- connections
-def create_connection(item: Mapping[str, Any], next_sync_at: str) -> None:
-    """The connection and its schedule entry, together or not at all."""
+def create_connection(item: Mapping[str, Any], sealed: Mapping[str, bytes], next_sync_at: str) -> None:
+    """The connection, its sealed tokens and its schedule entry, together or not at all."""
     connection_id = str(item["connection_id"])
     connection = {
         **keys.connection(connection_id),
@@ -90,13 +98,20 @@ def create_connection(item: Mapping[str, Any], next_sync_at: str) -> None:
         "gsi1pk": keys.bank_due_shard(connection_id),
         "gsi1sk": next_sync_at,
     }
+    tokens = {**keys.connection_tokens(connection_id), "connection_id": connection_id, **sealed}
     db = table()
     db.transact_write(
         [
             db.put_action(connection, condition="attribute_not_exists(pk)"),
+            db.put_action(tokens, condition="attribute_not_exists(pk)"),
             db.put_action(schedule, condition="attribute_not_exists(pk)"),
         ]
     )
+
+
+def get_tokens(connection_id: str) -> StoredTokens | None:
+    item = table().get(keys.connection_tokens(connection_id))
+    return StoredTokens.model_validate(item) if item else None
 
 
 def get_connection(connection_id: str) -> StoredConnection | None:
@@ -139,25 +154,25 @@ def acquire_lease(connection_id: str, owner: str, now: int, until: int) -> Store
 _HOLDS_LEASE = "lease_owner = :owner AND lease_expires_at >= :now"
 
 
-def save_tokens(connection_id: str, owner: str, now: int, sealed: Mapping[str, Any], access_expires_at: int) -> None:
-    """Store rotated tokens (already sealed) while the lease is held."""
+def save_tokens(connection_id: str, owner: str, now: int, sealed: Mapping[str, bytes], access_expires_at: int) -> None:
+    """Store rotated tokens (already sealed) while the lease is held: one transaction, so a run
+    that lost its lease cannot overwrite the tokens of the run that took it over."""
+    db = table()
+    tokens = {**keys.connection_tokens(connection_id), "connection_id": connection_id, **sealed}
     try:
-        table().update(
-            keys.connection(connection_id),
-            "SET tokens_ciphertext = :c, tokens_nonce = :n, tokens_key = :k, access_expires_at = :exp",
-            condition=_HOLDS_LEASE,
-            values={
-                ":c": sealed["tokens_ciphertext"],
-                ":n": sealed["tokens_nonce"],
-                ":k": sealed["tokens_key"],
-                ":exp": access_expires_at,
-                ":owner": owner,
-                ":now": now,
-            },
-            returns="NONE",
+        db.transact_write(
+            [
+                db.update_action(
+                    keys.connection(connection_id),
+                    "SET access_expires_at = :exp",
+                    condition=_HOLDS_LEASE,
+                    values={":exp": access_expires_at, ":owner": owner, ":now": now},
+                ),
+                db.put_action(tokens, condition="attribute_exists(pk)"),
+            ]
         )
-    except ConditionFailed as failed:
-        raise LeaseLost(connection_id) from failed
+    except TransactionCancelled as cancelled:
+        raise LeaseLost(connection_id) from cancelled
 
 
 def commit_sync(connection_id: str, owner: str, now: int, cursor: str, summary: Mapping[str, Any], generation: int) -> None:
