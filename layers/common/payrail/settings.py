@@ -139,6 +139,8 @@ class BankSyncSettings(BankProviderSettings, TokensKeySettings):
 # -------------------------------------------------------------------- one model per function
 class HealthSettings(TableSettings):
     queue_urls: str = Field(default="", alias="QUEUE_URLS")
+    # A round of dependency checks is reused this long by a function instance (GET /health is public).
+    check_interval_seconds: float = Field(default=5, alias="HEALTH_CHECK_INTERVAL_SECONDS", ge=0, le=300)
 
     @property
     def queues(self) -> list[str]:
