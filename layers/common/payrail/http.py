@@ -3,7 +3,8 @@
 * :func:`create_app` builds the Powertools resolver with request validation and maps every
   error, once, to an RFC 9457 problem document.
 * :func:`api_handler` is the decorator stack of every API ``lambda_handler``: logger, metrics,
-  tracer and the correlation id, which is echoed on every response.
+  tracer, the correlation id, which is echoed on every response, and the security headers every
+  response carries (:func:`with_security_headers`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,15 @@ PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:payrail:problem:"
 PROBLEM_SCHEMA_REF = {"$ref": "#/components/schemas/Problem"}
 NO_STORE = {"Cache-Control": "no-store"}
+# On every response, whatever function, route or status (api_handler adds them): browsers only
+# ever reach the API over HTTPS (two years, subdomains included), and never sniff a body into
+# another type than its Content-Type says.
+SECURITY_HEADERS = {"Strict-Transport-Security": "max-age=63072000; includeSubDomains", "X-Content-Type-Options": "nosniff"}
+# A response that says nothing about caching is not cached anywhere: authenticated JSON carries
+# account numbers and tokens, problem documents and redirects describe one request. Only the
+# public static routes that name their own Cache-Control (the console's page and versioned
+# assets, the OpenAPI document and its Swagger page) are cacheable; none of them holds user data.
+DEFAULT_CACHE_CONTROL = "no-store"
 # How deep a request body may nest. No body this API takes goes beyond three levels; the JSON
 # parser itself recurses, so a body thousands of levels deep would fail it with a RecursionError.
 MAX_BODY_DEPTH = 32
@@ -282,6 +292,19 @@ def _request_correlation_id(event: Mapping[str, Any]) -> str:
     return sane_correlation_id(request_id) or new_correlation_id()
 
 
+def with_security_headers(response: dict[str, Any]) -> dict[str, Any]:
+    """``response`` (a Lambda proxy result) with SECURITY_HEADERS, replacing any spelling of them
+    a route set, and ``Cache-Control: no-store`` unless the route chose its own caching."""
+    headers: dict[str, str] = response.setdefault("headers", {})
+    present = {name.lower(): name for name in headers}
+    for name, value in SECURITY_HEADERS.items():
+        headers.pop(present.pop(name.lower(), name), None)
+        headers[name] = value
+    if "cache-control" not in present:
+        headers["Cache-Control"] = DEFAULT_CACHE_CONTROL
+    return response
+
+
 def api_handler(handler: LambdaHandler) -> LambdaHandler:
     """Logger, metrics and tracer around an API Gateway handler, and the correlation id on every response."""
 
@@ -295,8 +318,8 @@ def api_handler(handler: LambdaHandler) -> LambdaHandler:
         # decodes pathParameters, before the resolver routes on it.
         if "%" in event.get("rawPath", ""):
             event = {**event, "rawPath": unquote(event["rawPath"])}
-        response = handler(event, context)
-        response.setdefault("headers", {})[CORRELATION_HEADER] = cid
+        response = with_security_headers(handler(event, context))
+        response["headers"][CORRELATION_HEADER] = cid
         return response
 
     decorated = tracer.capture_lambda_handler(with_correlation_id)
