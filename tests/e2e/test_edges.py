@@ -55,7 +55,8 @@ def test_thirty_sync_requests_join_one_sync_are_limited_and_leave_nothing_for_th
     login, auth = _signed_in(api, "spam.example")
     connection = link(api, auth, login)
     dlq_before = _queue_counts(stack, "BankSyncDLQ")
-    assert api.put("/sandbox/bank/control/faults", json={"user": login, "kind": "rate_limited", "count": 1, "retry_after": 3}).status_code == 200
+    fault = {"user": login, "kind": "rate_limited", "count": 1, "retry_after": 3}
+    assert api.put("/sandbox/bank/control/faults", json=fault).status_code == 200
     calls_before = api.get("/sandbox/bank/control/stats", params={"user": login}).json()["sync_requests"]
     # (the limit counts per minute: start well inside one)
     if time.time() % 60 > 54:

@@ -18,7 +18,9 @@ USER = "user-cursor-fuzz"
 KEY_NAMES = st.sampled_from(["pk", "sk", "gsi1pk", "gsi1sk", "extra", ""])
 PARTITIONS = st.sampled_from([f"USER#{USER}#PAYOUTS", f"USER#{USER}#TXNS", "USER#other#PAYOUTS", ""])
 SCALARS = st.one_of(st.text(max_size=40), PARTITIONS, st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False))
-JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8)
+JSON = st.recursive(
+    SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8
+)
 
 
 def _encoded(value: Any) -> str:
