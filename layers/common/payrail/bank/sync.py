@@ -43,7 +43,7 @@ from payrail.bank.provider import (
 from payrail.clock import Deadline
 from payrail.db import Item
 from payrail.db import bank as store
-from payrail.db.bank import LeaseHeld, LeaseLost, StoredConnection, SyncCovered
+from payrail.db.bank import LeaseHeld, LeaseLost, SyncCovered
 from payrail.errors import DependencyFailure, RetryLater
 from payrail.observability import logger, metrics
 from payrail.settings import BankSyncSettings
