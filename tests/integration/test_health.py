@@ -33,7 +33,7 @@ def test_health_is_503_degraded_naming_no_queue_and_logging_which_failed(
     assert "SQS" not in response["body"]
     # And the log says which queue and what it answered
     [failing] = [record for record in caplog.records if record.getMessage() == "health check failing"]
-    assert failing.failures == {f"queue:{queue_name}": "SQS did not answer: QueueDoesNotExist"}  # type: ignore[attr-defined]
+    assert failing.failures == {f"queue:{queue_name}": "SQS GetQueueAttributes failed: AWS.SimpleQueueService.NonExistentQueue"}  # type: ignore[attr-defined]
 
 
 def test_health_is_503_when_the_table_is_missing(handler_of, resources: Resources) -> None:
