@@ -25,8 +25,12 @@ run: $(STAMP) ## start the local stack: API on :3000, moto on :5000
 
 test: lint unit ## lint, then every test (unit, integration, end-to-end)
 
+# Every test runs with IAM enforced; the run's usage records then prove each policy is neither
+# narrower nor wider than its code (devstack/iam_coverage.py).
 unit: $(STAMP)
-	$(PY) -m pytest
+	rm -rf .iam-usage
+	DEVSTACK_IAM_USAGE="$(CURDIR)/.iam-usage" $(PY) -m pytest
+	$(PY) -m devstack.iam_coverage .iam-usage
 
 lint: $(STAMP) ## ruff, mypy and sam validate --lint
 	$(VENV)/bin/ruff check .

@@ -293,6 +293,9 @@ def run(stack: RunningStack, count: int, clients: int, forgeries: int, timeout: 
     report.check(redelivered == len(storm), f"{redelivered} of {len(storm)} redeliveries sent")
     report.check(forged_accepted == 0, f"{forged_accepted} of {forgeries} forged or tampered webhooks accepted")
     report.check(not changed, f"{len(changed)} payouts changed status after the storm")
+    denied = stack.denied_calls()
+    report.counts["iam_denied"] = denied
+    report.check(not denied, f"{sum(denied.values())} AWS calls refused by the functions' IAM roles {denied or ''}".rstrip())
     return report
 
 

@@ -194,8 +194,12 @@ def run(stack: RunningStack, story: Story, burst: int) -> dict[str, Any]:
     faulted = bank.sync(api, auth, connection["id"], timeout=120)
     story.check(faulted["inserted"] == 12, f"the sync absorbed them: {faulted['inserted']} inserted in {faulted['pages']} pages")
 
+    denied = stack.denied_calls()
+    story.check(not denied, f"{sum(denied.values())} AWS calls refused by the functions' IAM roles {denied or ''}".rstrip())
+
     by_status = Counter(status for payout_id, status in payouts.statuses(api, auth).items() if payout_id in ids)
     summary.update(
+        iam_denied=sum(denied.values()),
         payouts=dict(by_status),
         provider_received=len(received),
         provider_duplicates=provider_duplicates,
@@ -219,6 +223,7 @@ def print_summary(story: Story, summary: dict[str, Any], stack: RunningStack) ->
         ("forged webhooks accepted", f"{summary.get('forged_accepted', '?')} of {summary.get('forged_sent', '?')}"),
         ("provider-side duplicates", str(summary.get("provider_duplicates", "?"))),
         ("bank syncs (ins/upd/rem/written/pages)", "; ".join("/".join(map(str, s)) for s in summary.get("syncs", []))),
+        ("AWS calls refused by IAM", str(summary.get("iam_denied", "?"))),
         ("time taken", f"{time.monotonic() - story.started:.1f} s"),
         ("invariants", "all held" if not story.failures else f"{len(story.failures)} FAILED"),
     ]

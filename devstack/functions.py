@@ -101,6 +101,8 @@ class Worker:
             command += ["--layer", str(layer)]
         if identity_file is not None:
             command += ["--iam", str(identity_file)]
+            if os.environ.get("DEVSTACK_IAM_TRACE"):  # devstack's own diagnostic, see devstack.iam._trace
+                environment = {**environment, "DEVSTACK_IAM_TRACE": os.environ["DEVSTACK_IAM_TRACE"]}
         self._on_iam = on_iam or (lambda _: None)
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and bootstrap
             command,

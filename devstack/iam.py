@@ -177,6 +177,10 @@ def _split_operator(operator: str) -> tuple[str | None, str, bool]:
         operator = operator[: -len("IfExists")]
     if operator != "Null" and operator not in _OPERATORS:
         raise PolicyError(f"condition operator {operator!r} is not evaluated locally")
+    if operator == "Null" and if_exists:
+        # "You can add IfExists to the end of any condition operator name except the Null condition"
+        # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_IfExists
+        raise PolicyError("NullIfExists is not a condition operator (IfExists cannot qualify Null)")
     return qualifier, operator, if_exists
 
 
@@ -606,12 +610,14 @@ def authorize(identity: Identity, service: str, operation: str, params: Mapping[
 
 
 _TRACE_LOCK = threading.Lock()
+# Read once: in-process tests run each handler with os.environ set to exactly its template's.
+_TRACE_PATH = os.environ.get("DEVSTACK_IAM_TRACE")
 
 
 def _trace(identity: Identity, requests: Sequence[Request]) -> None:
     """With ``DEVSTACK_IAM_TRACE`` naming a file, every allowed authorisation is appended to it as
     a JSON line: what a function really does, to write its policy from."""
-    path = os.environ.get("DEVSTACK_IAM_TRACE")
+    path = _TRACE_PATH
     if not path:
         return
     lines = [

@@ -86,6 +86,11 @@ class RunningStack:
         """The faults the stack injected so far (duplicate deliveries, killed invocations)."""
         return dict(httpx.get(f"{self.api_url}/_local/chaos", timeout=10).json())
 
+    def denied_calls(self) -> dict[str, int]:
+        """The functions whose IAM role refused a call so far, with how many (``GET /_local/functions``)."""
+        functions = httpx.get(f"{self.api_url}/_local/functions", timeout=10).json()
+        return {name: stats["denied_calls"] for name, stats in functions.items() if stats["denied_calls"]}
+
     def log(self) -> str:
         return self.log_path.read_text()
 

@@ -21,8 +21,8 @@ FUNCTIONS = ("SandboxFunction", "BankApiFunction", "BankSyncWorkerFunction", "Sc
 
 
 class BankWorld:
-    def __init__(self, moto_endpoint: str) -> None:
-        self.resources = Resources(moto_endpoint)
+    def __init__(self, moto_endpoint: str, resources: Resources | None = None) -> None:
+        self.resources = resources or Resources(moto_endpoint)
         self._saved = dict(os.environ)
         environment: dict[str, str] = {}
         for logical_id in FUNCTIONS:
@@ -83,11 +83,13 @@ class BankWorld:
         return response.json()
 
     # ---------------------------------------------------------------- the worker
-    def sync_event(self, connection_id: str, message_id: str | None = None) -> dict[str, Any]:
+    def sync_event(self, connection_id: str, message_id: str | None = None, sync_id: str | None = None) -> dict[str, Any]:
+        """A bank-sync message as SQS delivers it; with ``sync_id``, as an on-demand request sends it."""
+        body = {"connection_id": connection_id, **({"sync_id": sync_id} if sync_id else {})}
         message = {
             "MessageId": message_id or str(uuid.uuid4()),
             "ReceiptHandle": "local-" + uuid.uuid4().hex,
-            "Body": json.dumps({"connection_id": connection_id}),
+            "Body": json.dumps(body),
             # What SQS reports of every message received with AttributeNames=All.
             "Attributes": {
                 "ApproximateReceiveCount": "1",
@@ -99,9 +101,9 @@ class BankWorld:
         }
         return {"Records": [sqs_record(message, f"arn:aws:sqs:us-east-1:123456789012:{self.queue_url.rsplit('/', 1)[-1]}")]}
 
-    def sync(self, connection_id: str) -> dict[str, Any]:
+    def sync(self, connection_id: str, sync_id: str | None = None) -> dict[str, Any]:
         """One worker invocation for one connection; its partial batch response."""
-        return dict(self.handlers["BankSyncWorkerFunction"](self.sync_event(connection_id), LambdaContext()))
+        return dict(self.handlers["BankSyncWorkerFunction"](self.sync_event(connection_id, sync_id=sync_id), LambdaContext()))
 
     def connection(self, connection_id: str) -> dict[str, Any]:
         from payrail.db import bank as store
@@ -109,6 +111,13 @@ class BankWorld:
         connection = store.get_connection(connection_id)
         assert connection is not None
         return connection.model_dump()
+
+    def tokens(self, connection_id: str) -> dict[str, Any]:
+        from payrail.db import bank as store
+
+        tokens = store.get_tokens(connection_id)
+        assert tokens is not None
+        return tokens.model_dump()
 
     def stored_transactions(self, connection_id: str) -> list[dict[str, Any]]:
         dynamodb = self.resources.client("dynamodb")

@@ -1,4 +1,4 @@
-from typing import Annotated
+from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
@@ -8,7 +8,7 @@ from payrail.bank import linking, reading, schedule
 from payrail.bank.cookies import binding_cookie, cleared_binding_cookie
 from payrail.http import CURSOR_PATTERN, ID_PATTERN, NO_STORE, api_handler, create_app, json_response, problems, redirect, wants_json
 from payrail.settings import BankApiSettings, Once
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 app = create_app()
 settings = Once(BankApiSettings)
@@ -17,7 +17,9 @@ TAGS = ["Bank"]
 
 class SyncQueued(BaseModel):
     connection_id: str
-    status: str
+    sync_id: str = Field(description="The sync this request queued or joined; requests joined to one sync get the same id")
+    status: Literal["queued", "running"]
+    joined: bool = Field(description="Whether a sync already queued or running took this request")
 
 
 @app.get(
@@ -74,14 +76,18 @@ def connections(
 
 @app.post(
     "/bank/connections/<connection_id>/sync",
-    summary="Sync a connection now, in the background",
+    summary="Sync a connection now, in the background, or join the sync already queued or running for it",
     tags=TAGS,
-    responses={202: {"description": "Queued"}, **problems({404: "No such connection for this user"})},
+    responses={
+        202: {"description": "Queued, or joined to the sync already queued or running (same sync_id)"},
+        **problems({404: "No such connection for this user", 429: "Over the per-user limit of sync requests; see Retry-After"}),
+    },
     security=SIGNED_IN,
 )
 def sync_now(connection_id: Annotated[str, Path(pattern=ID_PATTERN)]) -> Response[SyncQueued]:
-    queued = schedule.request_sync(settings(), require_user(app, settings()), connection_id)
-    return json_response(SyncQueued(connection_id=queued["connection_id"], status=queued["status"]), status=202)
+    sync = schedule.request_sync(settings(), require_user(app, settings()), connection_id)
+    status = "running" if sync.running else "queued"
+    return json_response(SyncQueued(connection_id=connection_id, sync_id=sync.sync_id, status=status, joined=sync.joined), status=202)
 
 
 @app.get(

@@ -6,7 +6,7 @@ settings = Once(BankSyncWorkerSettings)
 
 
 def sync(request: SyncRequest, delivery: Delivery) -> dict | None:
-    return sync_connection(settings(), request.connection_id, delivery.deadline)
+    return sync_connection(settings(), request.connection_id, delivery.deadline, request.sync_id)
 
 
 consumer = SqsConsumer(SyncRequest, sync)

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import logging
+
+import pytest
 
 from tests.support import LambdaContext, Resources, load_event
 
@@ -10,22 +13,27 @@ def test_health_is_ok_when_the_table_and_queues_answer(handler_of) -> None:
     response = handler(load_event("health/get.json"), LambdaContext())
     assert response["statusCode"] == 200
     body = json.loads(response["body"])
-    assert body["status"] == "ok"
-    assert body["checks"]["table"] == "ok"
-    assert sum(1 for name in body["checks"] if name.startswith("queue:")) == 3
+    assert body == {"status": "ok", "checks": {"table": "ok", "queues": "ok"}}
     assert response["headers"]["x-correlation-id"] == "example-correlation-id"
 
 
-def test_health_is_503_naming_the_failing_queue(handler_of, resources: Resources) -> None:
+def test_health_is_503_degraded_naming_no_queue_and_logging_which_failed(
+    handler_of, resources: Resources, caplog: pytest.LogCaptureFixture
+) -> None:
     # Given the payment-events queue has gone
     handler = handler_of("HealthFunction")
+    queue_name = resources.ref("PaymentEventsQueue").rsplit("/", 1)[-1]
     resources.client("sqs").delete_queue(QueueUrl=resources.ref("PaymentEventsQueue"))
-    # Then health answers 503 and says which check failed
+    caplog.set_level(logging.INFO)
+    # Then health answers 503 degraded, saying only that a queue fails
     response = handler(load_event("health/get.json"), LambdaContext())
     assert response["statusCode"] == 503
-    checks = json.loads(response["body"])["checks"]
-    failing = {name: answer for name, answer in checks.items() if answer != "ok"}
-    assert list(failing) == ["queue:" + resources.ref("PaymentEventsQueue").rsplit("/", 1)[-1]]
+    assert json.loads(response["body"]) == {"status": "degraded", "checks": {"table": "ok", "queues": "failing"}}
+    assert queue_name not in response["body"]
+    assert "SQS" not in response["body"]
+    # And the log says which queue and what it answered
+    [failing] = [record for record in caplog.records if record.getMessage() == "health check failing"]
+    assert failing.failures == {f"queue:{queue_name}": "SQS GetQueueAttributes failed: AWS.SimpleQueueService.NonExistentQueue"}  # type: ignore[attr-defined]
 
 
 def test_health_is_503_when_the_table_is_missing(handler_of, resources: Resources) -> None:
@@ -33,7 +41,7 @@ def test_health_is_503_when_the_table_is_missing(handler_of, resources: Resource
     resources.client("dynamodb").delete_table(TableName=resources.ref("Table"))
     response = handler(load_event("health/get.json"), LambdaContext())
     assert response["statusCode"] == 503
-    assert json.loads(response["body"])["checks"]["table"] != "ok"
+    assert json.loads(response["body"]) == {"status": "degraded", "checks": {"table": "failing", "queues": "ok"}}
 
 
 def test_an_insane_correlation_id_is_replaced_not_echoed(handler_of) -> None:

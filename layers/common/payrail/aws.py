@@ -12,6 +12,9 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from payrail.errors import DependencyFailure
 
 _CONFIG = Config(
     connect_timeout=2,
@@ -34,3 +37,13 @@ def session() -> boto3.session.Session:
 def client(service: str) -> Any:
     with _CREATING:
         return session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+
+
+def failure(what: str, error: ClientError | BotoCoreError) -> Exception:
+    """What an adapter raises for a failed call. An ``AccessDeniedException`` is a bug in the
+    function's IAM policy, not an outage: it stays the ClientError (a 500 on the API, a failed
+    record on a queue) instead of a DependencyFailure, which would tell the caller to retry."""
+    if isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") == "AccessDeniedException":
+        return error
+    code = error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""
+    return DependencyFailure(f"{what} failed: {code or type(error).__name__}")

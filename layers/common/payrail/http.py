@@ -3,7 +3,8 @@
 * :func:`create_app` builds the Powertools resolver with request validation and maps every
   error, once, to an RFC 9457 problem document.
 * :func:`api_handler` is the decorator stack of every API ``lambda_handler``: logger, metrics,
-  tracer and the correlation id, which is echoed on every response.
+  tracer, the correlation id, which is echoed on every response, and the security headers every
+  response carries (:func:`with_security_headers`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,18 @@ PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:payrail:problem:"
 PROBLEM_SCHEMA_REF = {"$ref": "#/components/schemas/Problem"}
 NO_STORE = {"Cache-Control": "no-store"}
+# On every response, whatever function, route or status (api_handler adds them): browsers only
+# ever reach the API over HTTPS (two years, subdomains included), and never sniff a body into
+# another type than its Content-Type says.
+SECURITY_HEADERS = {"Strict-Transport-Security": "max-age=63072000; includeSubDomains", "X-Content-Type-Options": "nosniff"}
+# A response that says nothing about caching is not cached anywhere: authenticated JSON carries
+# account numbers and tokens, problem documents and redirects describe one request. Only the
+# public static routes that name their own Cache-Control (the console's page and versioned
+# assets, the OpenAPI document and its Swagger page) are cacheable; none of them holds user data.
+DEFAULT_CACHE_CONTROL = "no-store"
+# How deep a request body may nest. No body this API takes goes beyond three levels; the JSON
+# parser itself recurses, so a body thousands of levels deep would fail it with a RecursionError.
+MAX_BODY_DEPTH = 32
 # What an id in a path or query looks like (payouts' po_..., connections' conn_...): anything else
 # is refused as invalid before any lookup.
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -134,18 +147,50 @@ class _JsonObjectBodies(OpenAPIRequestValidationMiddleware):
     * Powertools unwraps a list to its first element for any non-list parameter (meant for
       repeated query parameters) and does so for the body too: ``[{...a payout...}]`` would be
       accepted as the payout and ``[null]`` as no body at all.
+
+    * The JSON parser recurses into nested arrays and objects and raises RecursionError (not a
+      decoding error, so Powertools lets it through) for a body a few thousand levels deep; a
+      body nested deeper than MAX_BODY_DEPTH is a 400 before anything else sees it.
     """
 
     def _get_body(self, app: Any) -> dict[str, Any]:
         content_type = (app.current_event.headers or {}).get("content-type", "").strip()
         if content_type and not _JSON_TYPE.match(content_type):
             raise RequestUnsupportedContentType("Unsupported content type", errors=[])
-        body = super()._get_body(app)
+        try:
+            body = super()._get_body(app)
+        except RecursionError:
+            raise _too_deep() from None
+        if nesting_depth(body, MAX_BODY_DEPTH) > MAX_BODY_DEPTH:
+            raise _too_deep()
         if body is not None and not isinstance(body, dict):
             raise RequestValidationError(
                 [{"loc": ("body",), "msg": "The body must be a JSON object", "type": "model_attributes_type", "input": None}]
             )
         return body
+
+
+def _too_deep() -> RequestValidationError:
+    return RequestValidationError(
+        [{"loc": ("body",), "msg": f"The body nests deeper than {MAX_BODY_DEPTH} levels", "type": "json_depth", "input": None}]
+    )
+
+
+def nesting_depth(value: Any, stop_above: int) -> int:
+    """How deep ``value`` nests lists and dicts (a scalar is 0), walked without recursion and
+    given up as soon as it exceeds ``stop_above``."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        current, depth = pending.pop()
+        if isinstance(current, dict | list):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > stop_above:
+                return deepest
+            children = current.values() if isinstance(current, dict) else current
+            pending.extend((child, depth) for child in children if isinstance(child, dict | list))
+    return deepest
 
 
 _JSON_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json\s*(?:;|$)", re.IGNORECASE)
@@ -247,6 +292,19 @@ def _request_correlation_id(event: Mapping[str, Any]) -> str:
     return sane_correlation_id(request_id) or new_correlation_id()
 
 
+def with_security_headers(response: dict[str, Any]) -> dict[str, Any]:
+    """``response`` (a Lambda proxy result) with SECURITY_HEADERS, replacing any spelling of them
+    a route set, and ``Cache-Control: no-store`` unless the route chose its own caching."""
+    headers: dict[str, str] = response.setdefault("headers", {})
+    present = {name.lower(): name for name in headers}
+    for name, value in SECURITY_HEADERS.items():
+        headers.pop(present.pop(name.lower(), name), None)
+        headers[name] = value
+    if "cache-control" not in present:
+        headers["Cache-Control"] = DEFAULT_CACHE_CONTROL
+    return response
+
+
 def api_handler(handler: LambdaHandler) -> LambdaHandler:
     """Logger, metrics and tracer around an API Gateway handler, and the correlation id on every response."""
 
@@ -260,8 +318,8 @@ def api_handler(handler: LambdaHandler) -> LambdaHandler:
         # decodes pathParameters, before the resolver routes on it.
         if "%" in event.get("rawPath", ""):
             event = {**event, "rawPath": unquote(event["rawPath"])}
-        response = handler(event, context)
-        response.setdefault("headers", {})[CORRELATION_HEADER] = cid
+        response = with_security_headers(handler(event, context))
+        response["headers"][CORRELATION_HEADER] = cid
         return response
 
     decorated = tracer.capture_lambda_handler(with_correlation_id)

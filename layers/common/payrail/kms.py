@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from botocore.exceptions import BotoCoreError, ClientError
 
 from payrail import aws
-from payrail.errors import DependencyFailure
 
 
 def encrypt(key_id: str, plaintext: bytes, context: Mapping[str, str]) -> str:
@@ -20,7 +19,7 @@ def encrypt(key_id: str, plaintext: bytes, context: Mapping[str, str]) -> str:
     try:
         answer = aws.client("kms").encrypt(KeyId=key_id, Plaintext=plaintext, EncryptionContext=dict(context))
     except (ClientError, BotoCoreError) as error:
-        raise DependencyFailure(f"KMS encrypt failed: {type(error).__name__}") from error
+        raise aws.failure("KMS encrypt", error) from error
     return base64.b64encode(answer["CiphertextBlob"]).decode()
 
 
@@ -28,7 +27,7 @@ def decrypt(ciphertext: str, context: Mapping[str, str]) -> bytes:
     try:
         answer = aws.client("kms").decrypt(CiphertextBlob=base64.b64decode(ciphertext), EncryptionContext=dict(context))
     except (ClientError, BotoCoreError) as error:
-        raise DependencyFailure(f"KMS decrypt failed: {type(error).__name__}") from error
+        raise aws.failure("KMS decrypt", error) from error
     return bytes(answer["Plaintext"])
 
 
@@ -48,7 +47,7 @@ def generate_data_key(key_id: str, context: Mapping[str, str]) -> DataKey:
     try:
         answer = aws.client("kms").generate_data_key(KeyId=key_id, KeySpec="AES_256", EncryptionContext=dict(context))
     except (ClientError, BotoCoreError) as error:
-        raise DependencyFailure(f"KMS GenerateDataKey failed: {type(error).__name__}") from error
+        raise aws.failure("KMS GenerateDataKey", error) from error
     return DataKey(plaintext=bytes(answer["Plaintext"]), ciphertext=bytes(answer["CiphertextBlob"]))
 
 
@@ -58,9 +57,9 @@ def decrypt_data_key(ciphertext: bytes, context: Mapping[str, str]) -> bytes:
         answer = aws.client("kms").decrypt(CiphertextBlob=ciphertext, EncryptionContext=dict(context))
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
-        if code in {"InvalidCiphertextException", "IncorrectKeyException", "AccessDeniedException"}:
+        if code in {"InvalidCiphertextException", "IncorrectKeyException"}:
             raise KeyRefused(code) from error
-        raise DependencyFailure(f"KMS Decrypt failed: {code}") from error
+        raise aws.failure("KMS Decrypt", error) from error
     except BotoCoreError as error:
-        raise DependencyFailure(f"KMS Decrypt failed: {type(error).__name__}") from error
+        raise aws.failure("KMS Decrypt", error) from error
     return bytes(answer["Plaintext"])

@@ -29,7 +29,7 @@ def send(queue_url: str, body: Mapping[str, Any], delay_seconds: int = 0, attrib
             MessageAttributes=_attributes(attributes),
         )
     except (ClientError, BotoCoreError) as error:
-        raise DependencyFailure(f"SQS send failed: {type(error).__name__}") from error
+        raise aws.failure("SQS send", error) from error
     return str(answer["MessageId"])
 
 
@@ -49,7 +49,7 @@ def send_batch(queue_url: str, bodies: Sequence[Mapping[str, Any]]) -> int:
             try:
                 answer = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
             except (ClientError, BotoCoreError) as error:
-                raise DependencyFailure(f"SQS batch send failed: {type(error).__name__}") from error
+                raise aws.failure("SQS batch send", error) from error
             sent += len(answer.get("Successful", []))
             failed_ids = {f["Id"] for f in answer.get("Failed", [])}
             entries = [e for e in entries if e["Id"] in failed_ids]
@@ -64,7 +64,7 @@ def queue_depth(queue_url: str) -> int:
     try:
         answer = aws.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
     except (ClientError, BotoCoreError) as error:
-        raise DependencyFailure(f"SQS did not answer: {type(error).__name__}") from error
+        raise aws.failure("SQS GetQueueAttributes", error) from error
     return int(answer["Attributes"]["ApproximateNumberOfMessages"])
 
 

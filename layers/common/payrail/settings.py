@@ -105,6 +105,12 @@ class BankSyncQueueSettings(Settings):
     bank_sync_interval_seconds: int = Field(default=3600, alias="BANK_SYNC_INTERVAL_SECONDS", ge=60)
 
 
+class BankSyncRequestSettings(BankSyncQueueSettings):
+    """On-demand syncs: how many requests a user may make a minute (joined ones included)."""
+
+    bank_sync_rate_limit_per_minute: int = Field(default=10, alias="BANK_SYNC_RATE_LIMIT_PER_MINUTE", ge=1)
+
+
 class OidcSettings(PublicUrlSettings):
     issuer: str = Field(alias="OIDC_ISSUER", min_length=1)
     client_id: str = Field(alias="OIDC_CLIENT_ID", min_length=1)
@@ -139,6 +145,8 @@ class BankSyncSettings(BankProviderSettings, TokensKeySettings):
 # -------------------------------------------------------------------- one model per function
 class HealthSettings(TableSettings):
     queue_urls: str = Field(default="", alias="QUEUE_URLS")
+    # A round of dependency checks is reused this long by a function instance (GET /health is public).
+    check_interval_seconds: float = Field(default=5, alias="HEALTH_CHECK_INTERVAL_SECONDS", ge=0, le=300)
 
     @property
     def queues(self) -> list[str]:
@@ -174,7 +182,7 @@ class ScheduledJobsSettings(TableSettings, ReconcileSettings, BankSyncQueueSetti
     pass
 
 
-class BankApiSettings(TableSettings, SignedInSettings, BankProviderSettings, TokensKeySettings, BankSyncQueueSettings):
+class BankApiSettings(TableSettings, SignedInSettings, BankProviderSettings, TokensKeySettings, BankSyncRequestSettings):
     pass
 
 

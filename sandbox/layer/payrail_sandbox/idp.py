@@ -78,7 +78,7 @@ def _new_key() -> tuple[dict[str, Any], rsa.RSAPrivateKey]:
     record = {
         "kid": kid,
         "public_jwk": json.dumps(public_jwk),
-        "private": kms.encrypt(_settings().tokens_key_id, pem, {"purpose": "sandbox-idp", "kid": kid}),
+        "private": kms.encrypt(_settings().sandbox_key_id, pem, {"purpose": "sandbox-idp", "kid": kid}),
     }
     return record, private
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from payrail.settings import PublicUrlSettings, Settings, TableSettings, TokensKeySettings, WebhookSecretSettings
+from payrail.settings import PublicUrlSettings, Settings, TableSettings, WebhookSecretSettings
 from pydantic import Field
 
 MAX_SQS_DELAY = 900
@@ -21,8 +21,11 @@ class SandboxWebhookSettings(Settings):
     scheme: Literal["standard", "jwt"] = Field(alias="SANDBOX_WEBHOOK_SCHEME", default="standard")
 
 
-class SandboxSettings(TableSettings, PublicUrlSettings, TokensKeySettings, SandboxWebhookSettings):
+class SandboxSettings(TableSettings, PublicUrlSettings, SandboxWebhookSettings):
     """The sandbox providers' function."""
+
+    # Seals the identity provider's signing keys: the sandbox's own key, never the bank tokens' key.
+    sandbox_key_id: str = Field(alias="SANDBOX_KEY_ID", min_length=1)
 
     oidc_client_id: str = Field(default="payrail-sandbox", alias="SANDBOX_OIDC_CLIENT_ID")
     oidc_client_secret_arn: str = Field(alias="SANDBOX_OIDC_CLIENT_SECRET_ARN")

@@ -89,8 +89,7 @@ def callback(settings: BankApiSettings, code: str | None, state: str | None, err
         ],
         "access_expires_at": tokens.access_expires_at,
         "linked_at_epoch": int(time.time()),
-        **sealed_attributes(sealed),
     }
-    store.create_connection(item, next_sync_at=now)
+    store.create_connection(item, sealed_attributes(sealed), next_sync_at=now)
     logger.info("bank connection linked", extra={"connection_id": connection_id})
     return Linked(connection=connection_view(StoredConnection.model_validate(item)), redirect_to=consumed.redirect_to)

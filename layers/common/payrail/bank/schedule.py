@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
 from payrail import clock, queues
 from payrail.auth.tokens import Principal
+from payrail.bank.sync import new_sync_id
 from payrail.clock import Deadline
 from payrail.db import bank as store
-from payrail.observability import logger
+from payrail.db import ratelimit
+from payrail.db.bank import RequestedSync
+from payrail.errors import DependencyFailure
+from payrail.observability import logger, metrics
 from payrail.ownership import owned
-from payrail.settings import BankSyncQueueSettings
+from payrail.settings import BankSyncQueueSettings, BankSyncRequestSettings
+
+# A requested sync that has not started (or whose run stopped holding the lease) this long after
+# it was requested is replaced by a new one instead of being joined: its message was lost or
+# dead-lettered. Longer than the queue's visibility timeout (540 s), so a message still being
+# retried is not doubled.
+STALE_SYNC_REQUEST_SECONDS = 900
 
 
 def fan_out_bank_syncs(now: datetime, deadline: Deadline, settings: BankSyncQueueSettings) -> dict[str, Any]:
@@ -33,9 +44,27 @@ def fan_out_bank_syncs(now: datetime, deadline: Deadline, settings: BankSyncQueu
     return {"due": len(due), "enqueued": sent} | ({"deferred_to_next_run": deferred} if deferred else {})
 
 
-def request_sync(settings: BankSyncQueueSettings, principal: Principal, connection_id: str) -> dict[str, Any]:
-    """Queue a sync of the caller's connection now; another user's connection does not exist."""
-    owned(store.get_connection(connection_id), principal.user_id, "No such bank connection.")
-    message_id = queues.send(settings.bank_sync_queue_url, {"connection_id": connection_id})
-    logger.info("bank sync requested", extra={"connection_id": connection_id})
-    return {"connection_id": connection_id, "status": "queued", "message_id": message_id}
+def request_sync(settings: BankSyncRequestSettings, principal: Principal, connection_id: str) -> RequestedSync:
+    """Sync the caller's connection now: queue a sync, or join the one already queued or running
+    for it (the same sync id comes back). Another user's connection does not exist.
+
+    Every request counts towards the caller's per-minute limit (RateLimited, 429 with
+    Retry-After, beyond it), joined ones too: a join is cheap but still a request."""
+    ratelimit.consume("bank-sync", principal.user_id, settings.bank_sync_rate_limit_per_minute)
+    now = int(time.time())
+    requested = owned(
+        store.request_sync(connection_id, principal.user_id, new_sync_id(), now, now - STALE_SYNC_REQUEST_SECONDS),
+        principal.user_id,
+        "No such bank connection.",
+    )
+    if requested.joined:
+        metrics.add_metric(name="BankSyncsJoined", unit="Count", value=1)
+        logger.info("bank sync request joined the pending one", extra={"connection_id": connection_id, "sync_id": requested.sync_id})
+        return requested
+    try:
+        queues.send(settings.bank_sync_queue_url, {"connection_id": connection_id, "sync_id": requested.sync_id})
+    except DependencyFailure:
+        store.withdraw_sync_request(connection_id, requested.sync_id)
+        raise
+    logger.info("bank sync requested", extra={"connection_id": connection_id, "sync_id": requested.sync_id})
+    return requested

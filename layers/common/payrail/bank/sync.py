@@ -43,7 +43,7 @@ from payrail.bank.provider import (
 from payrail.clock import Deadline
 from payrail.db import Item
 from payrail.db import bank as store
-from payrail.db.bank import LeaseHeld, LeaseLost, StoredConnection
+from payrail.db.bank import LeaseHeld, LeaseLost, SyncCovered
 from payrail.errors import DependencyFailure, RetryLater
 from payrail.observability import logger, metrics
 from payrail.settings import BankSyncSettings
@@ -55,18 +55,24 @@ LEASE_MARGIN_SECONDS = 30
 MAX_RESTARTS = 3
 BACKOFF_BASE_SECONDS = 1.0
 
-# When a sync cannot run now, its message comes back after: another run holds the connection;
-# the bank or the table failed.
-LEASE_HELD_RETRY_SECONDS = 20
+# When a sync cannot run now because the bank or the table failed, its message comes back after.
+# (A message whose connection another run holds is acknowledged instead: see sync_connection.)
 DEPENDENCY_RETRY_SECONDS = 30
+SYNC_ID_PATTERN = r"^sync_[0-9a-f]{32}$"
 
 sleep: Callable[[float], None] = time.sleep  # tests observe the waits through this
 
 
 class SyncRequest(BaseModel):
-    """The body of a bank-sync queue message."""
+    """The body of a bank-sync queue message: an on-demand request names its sync, the
+    scheduled fan-out does not."""
 
     connection_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    sync_id: str | None = Field(default=None, pattern=SYNC_ID_PATTERN)
+
+
+def new_sync_id() -> str:
+    return f"sync_{uuid.uuid4().hex}"
 
 
 class ReauthRequired(Exception):
@@ -163,24 +169,43 @@ def _base(state: RunState, original: str | None) -> dict[str, Any]:
     return base
 
 
-def _sealed_of(connection: StoredConnection) -> Sealed:
-    return Sealed(ciphertext=connection.tokens_ciphertext, nonce=connection.tokens_nonce, encrypted_key=connection.tokens_key)
+def _sealed_tokens(connection_id: str) -> Sealed:
+    stored = store.get_tokens(connection_id)
+    if stored is None:
+        raise envelope.TokensUnreadable("The connection has no stored tokens.")
+    return Sealed(ciphertext=stored.tokens_ciphertext, nonce=stored.tokens_nonce, encrypted_key=stored.tokens_key)
 
 
 def sealed_attributes(sealed: Sealed) -> dict[str, bytes]:
     return {"tokens_ciphertext": sealed.ciphertext, "tokens_nonce": sealed.nonce, "tokens_key": sealed.encrypted_key}
 
 
-def sync_connection(settings: BankSyncSettings, connection_id: str, deadline: Deadline) -> dict[str, Any] | None:
-    """The sync worker's use case: one run over ``connection_id`` within ``deadline``.
+def sync_connection(
+    settings: BankSyncSettings, connection_id: str, deadline: Deadline, sync_id: str | None = None
+) -> dict[str, Any] | None:
+    """The sync worker's use case: one run over ``connection_id`` (for the requested ``sync_id``,
+    if the message names one) within ``deadline``.
 
-    RetryLater when it cannot run now: another run holds the connection (quietly, soon), the bank
-    asks to wait, or a dependency failed."""
+    A message that another run already covers is done, not retried (it would only come back to
+    find the lease held again, and again, until the dead-letter queue): when another run holds the
+    lease, that run took the connection's pending sync, or started after this message's request
+    was joined to it, and its own message comes back if it dies; when the connection no longer
+    holds ``sync_id``, a run that started after the request has finished it. Both answers come
+    from the failed condition of the one lease write, so a run finishing at that moment cannot
+    fall between a read and a decision.
+
+    RetryLater when it cannot run now: the bank asks to wait, or a dependency failed."""
     logger.append_keys(connection_id=connection_id)
     try:
-        return SyncRun(settings, connection_id, deadline.remaining).run()
-    except (LeaseHeld, LeaseLost) as held:
-        raise RetryLater("the connection is being synced by another run", LEASE_HELD_RETRY_SECONDS, quiet=True) from held
+        return SyncRun(settings, connection_id, deadline.remaining, sync_id=sync_id).run()
+    except (LeaseHeld, LeaseLost):
+        logger.info("the connection is being synced by another run, which covers this message; done", extra={"sync_id": sync_id})
+        metrics.add_metric(name="BankSyncsCovered", unit="Count", value=1)
+        return None
+    except SyncCovered:
+        logger.info("the requested sync was already run; done", extra={"sync_id": sync_id})
+        metrics.add_metric(name="BankSyncsCovered", unit="Count", value=1)
+        return None
     except DependencyFailure as failure:
         raise RetryLater(f"bank sync failed on a dependency: {failure.detail}", DEPENDENCY_RETRY_SECONDS) from failure
 
@@ -188,9 +213,17 @@ def sync_connection(settings: BankSyncSettings, connection_id: str, deadline: De
 class SyncRun:
     """One run over one connection. ``remaining`` gives the Lambda's remaining seconds."""
 
-    def __init__(self, settings: BankSyncSettings, connection_id: str, remaining: Callable[[], float], owner: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: BankSyncSettings,
+        connection_id: str,
+        remaining: Callable[[], float],
+        owner: str | None = None,
+        sync_id: str | None = None,
+    ) -> None:
         self.settings = settings
         self.connection_id = connection_id
+        self.sync_id = sync_id
         self.remaining = remaining
         self.owner = owner or str(uuid.uuid4())
         self.refreshed = False
@@ -198,17 +231,18 @@ class SyncRun:
     def run(self) -> dict[str, Any] | None:
         now = int(time.time())
         lease_until = now + int(self.remaining()) + LEASE_MARGIN_SECONDS
-        connection = store.acquire_lease(self.connection_id, self.owner, now, lease_until)
+        connection = store.acquire_lease(self.connection_id, self.owner, now, lease_until, self.sync_id, new_sync_id())
         if connection is None:
             logger.info("bank connection no longer exists; nothing to sync", extra={"connection_id": self.connection_id})
             return None
+        logger.append_keys(sync_id=connection.sync_id)
         if connection.status == "reauth_required":
-            store.finish_without_commit(self.connection_id, self.owner, None)
+            store.finish_without_commit(self.connection_id, self.owner, None, settled=True)
             return None
         state = RunState(start_cursor=connection.sync_cursor, generation=connection.sync_generation)
         committed = False
         try:
-            tokens = envelope.open_sealed(_sealed_of(connection), self.connection_id)
+            tokens = envelope.open_sealed(_sealed_tokens(self.connection_id), self.connection_id)
             with BankClient(self.settings) as bank:
                 if tokens.access_expires_at <= time.time() + REFRESH_SKEW_SECONDS:
                     tokens = self._refresh(bank, tokens)
@@ -217,12 +251,14 @@ class SyncRun:
             store.commit_sync(self.connection_id, self.owner, int(time.time()), cursor, summary, state.generation + 1)
             committed = True
         except ReauthRequired:
-            store.finish_without_commit(self.connection_id, self.owner, state.summary("reauth_required"), status="reauth_required")
+            store.finish_without_commit(
+                self.connection_id, self.owner, state.summary("reauth_required"), status="reauth_required", settled=True
+            )
             committed = True
             logger.warning("bank refused the connection's tokens; the user must link again", extra={"connection_id": self.connection_id})
             return state.summary("reauth_required")
         except envelope.TokensUnreadable:
-            store.finish_without_commit(self.connection_id, self.owner, state.summary("failed"), status="reauth_required")
+            store.finish_without_commit(self.connection_id, self.owner, state.summary("failed"), status="reauth_required", settled=True)
             committed = True
             logger.error("bank connection tokens cannot be decrypted", extra={"connection_id": self.connection_id})
             return state.summary("failed")

@@ -43,9 +43,10 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
+# The page's own policy. (nosniff, HSTS and the default no-store go on every response of every
+# function, this one's included, from payrail.http.)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
     # Not no-referrer: under it Chromium sends "Origin: null" on same-origin POSTs, which the
     # API's CSRF guard (rightly) refuses.
     "Referrer-Policy": "same-origin",

@@ -367,6 +367,13 @@ def table_status() -> str:
 
 
 # -------------------------------------------------------------------- cursors
+# The attributes of a LastEvaluatedKey, per index queried: the index's keys and the table's.
+# A cursor is exactly one of these keys, as encode_cursor wrote it; DynamoDB refuses an
+# ExclusiveStartKey missing any of them (or holding an empty one) with a ValidationException,
+# which is the service's error, not the client's, so nothing else reaches it.
+TABLE_KEY = ("pk", "sk")
+INDEX_KEYS: dict[str | None, tuple[str, ...]] = {None: TABLE_KEY, "gsi1": (*TABLE_KEY, "gsi1pk", "gsi1sk")}
+MAX_KEY_VALUE_LENGTH = 1024  # DynamoDB's limit for a sort key (a partition key's is 2048)
 
 
 def encode_cursor(last_key: Key | None) -> str | None:
@@ -376,18 +383,28 @@ def encode_cursor(last_key: Key | None) -> str | None:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None, **expected: str) -> Key | None:
-    """The key behind an opaque cursor, or ValidationFailed. ``expected`` pins attributes
-    (the caller's partition) so a crafted cursor cannot start a query in another partition."""
+def decode_cursor(cursor: str | None, index: str | None = "gsi1", **pinned: str) -> Key | None:
+    """The key behind an opaque cursor for a query of ``index``, or ValidationFailed.
+
+    The cursor must hold exactly the key attributes of ``index`` (INDEX_KEYS), each a non-empty
+    string, and ``pinned`` attributes must have the given values (the caller's partition), so a
+    crafted cursor can neither start a query in another partition nor reach DynamoDB malformed."""
     if not cursor:
         return None
+    invalid = ValidationFailed(
+        "The cursor is not valid.",
+        errors=[{"in": "query", "field": "cursor", "message": "Use a next_cursor this list returned", "type": "cursor"}],
+    )
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
-        raise ValidationFailed("The cursor is not valid.") from error
-    if not isinstance(key, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in key.items()):
-        raise ValidationFailed("The cursor is not valid.")
-    if any(key.get(name) != value for name, value in expected.items()):
-        raise ValidationFailed("The cursor is not valid.")
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError) as error:
+        raise invalid from error
+    expected = set(INDEX_KEYS[index])
+    if not isinstance(key, dict) or set(key) != expected or not set(pinned) <= expected:
+        raise invalid
+    if not all(isinstance(value, str) and 0 < len(value.encode()) <= MAX_KEY_VALUE_LENGTH for value in key.values()):
+        raise invalid
+    if any(key[name] != value for name, value in pinned.items()):
+        raise invalid
     return key

@@ -6,7 +6,13 @@ Every rule that matters is a condition on the write that needs it:
   to its connection afterwards (rotated tokens, the new cursor, the summary) is conditional on
   still holding it;
 * the scheduled fan-out claims a due connection by moving its next-due time forward only if it
-  is still the time it read, so two overlapping schedules cannot both enqueue it.
+  is still the time it read, so two overlapping schedules cannot both enqueue it;
+* a sync is queued or running while the connection holds its ``sync_id``: an on-demand request
+  sets one only when there is none (:func:`request_sync`), so a request while one is queued or
+  running joins it; a run adopts the connection's ``sync_id`` (or sets its own) as it takes the
+  lease, and removes it when the run is over, committed or given up for good. A failed run that
+  will be retried keeps it. A message for a sync id the connection no longer holds was covered
+  by a run that started after it was requested (:class:`SyncCovered`).
 """
 
 from __future__ import annotations
@@ -18,11 +24,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from payrail.db import ConditionFailed, Item, Page, decode_cursor, encode_cursor, keys, table
+from payrail.db import ConditionFailed, Item, Page, TransactionCancelled, decode_cursor, encode_cursor, keys, table
 
 
 class StoredConnection(BaseModel):
-    """A bank connection as the table holds it (its tokens sealed: see ``payrail.bank.envelope``)."""
+    """A bank connection as the table holds it (its tokens are an item of their own: StoredTokens)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -36,9 +42,20 @@ class StoredConnection(BaseModel):
     sync_generation: int = 0
     last_sync: dict[str, Any] | None = None
     access_expires_at: int = 0
-    tokens_ciphertext: bytes = b""
-    tokens_nonce: bytes = b""
-    tokens_key: bytes = b""
+    sync_id: str | None = None
+    sync_requested_at: int | None = None
+    lease_expires_at: int | None = None
+
+
+class StoredTokens(BaseModel):
+    """A connection's provider tokens as the table holds them: sealed (``payrail.bank.envelope``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    connection_id: str
+    tokens_ciphertext: bytes
+    tokens_nonce: bytes
+    tokens_key: bytes
 
 
 class StoredTransaction(BaseModel):
@@ -74,9 +91,24 @@ class LeaseLost(Exception):
     """This run's lease expired and was taken over, so its writes to the connection were refused."""
 
 
+class SyncCovered(Exception):
+    """The connection no longer holds the sync id a message asked for: a run that started after
+    that sync was requested has finished it (or a later request replaced it)."""
+
+
+@dataclass(frozen=True)
+class RequestedSync:
+    """The sync a request queued or joined."""
+
+    user_id: str
+    sync_id: str
+    joined: bool
+    running: bool
+
+
 # -------------------------------------------------------------------- connections
-def create_connection(item: Mapping[str, Any], next_sync_at: str) -> None:
-    """The connection and its schedule entry, together or not at all."""
+def create_connection(item: Mapping[str, Any], sealed: Mapping[str, bytes], next_sync_at: str) -> None:
+    """The connection, its sealed tokens and its schedule entry, together or not at all."""
     connection_id = str(item["connection_id"])
     connection = {
         **keys.connection(connection_id),
@@ -90,13 +122,20 @@ def create_connection(item: Mapping[str, Any], next_sync_at: str) -> None:
         "gsi1pk": keys.bank_due_shard(connection_id),
         "gsi1sk": next_sync_at,
     }
+    tokens = {**keys.connection_tokens(connection_id), "connection_id": connection_id, **sealed}
     db = table()
     db.transact_write(
         [
             db.put_action(connection, condition="attribute_not_exists(pk)"),
+            db.put_action(tokens, condition="attribute_not_exists(pk)"),
             db.put_action(schedule, condition="attribute_not_exists(pk)"),
         ]
     )
+
+
+def get_tokens(connection_id: str) -> StoredTokens | None:
+    item = table().get(keys.connection_tokens(connection_id))
+    return StoredTokens.model_validate(item) if item else None
 
 
 def get_connection(connection_id: str) -> StoredConnection | None:
@@ -117,56 +156,113 @@ def list_connections(user_id: str, limit: int, cursor: str | None) -> tuple[list
     return [StoredConnection.model_validate(item) for item in page.items], encode_cursor(page.last_key)
 
 
-def acquire_lease(connection_id: str, owner: str, now: int, until: int) -> StoredConnection | None:
+def acquire_lease(
+    connection_id: str, owner: str, now: int, until: int, sync_id: str | None = None, fresh_sync_id: str | None = None
+) -> StoredConnection | None:
     """The connection with the lease now held by ``owner``; None if the connection does not exist.
 
-    Raises LeaseHeld when another run holds an unexpired lease."""
+    The run adopts the connection's pending ``sync_id``, or records ``fresh_sync_id`` when none is
+    pending. With ``sync_id`` (the message's), the lease is taken only while the connection still
+    holds that id. Raises LeaseHeld when another run holds an unexpired lease, and SyncCovered
+    when the connection no longer holds ``sync_id``."""
+    condition = "attribute_exists(pk) AND (attribute_not_exists(lease_expires_at) OR lease_expires_at < :now)"
+    values: dict[str, Any] = {":owner": owner, ":until": until, ":now": now, ":fresh": sync_id or fresh_sync_id or owner}
+    if sync_id is not None:
+        condition += " AND sync_id = :sid"
+        values[":sid"] = sync_id
     try:
         item = table().update(
             keys.connection(connection_id),
-            "SET lease_owner = :owner, lease_expires_at = :until",
-            condition="attribute_exists(pk) AND (attribute_not_exists(lease_expires_at) OR lease_expires_at < :now)",
-            values={":owner": owner, ":until": until, ":now": now},
+            "SET lease_owner = :owner, lease_expires_at = :until,"
+            " sync_id = if_not_exists(sync_id, :fresh), sync_requested_at = if_not_exists(sync_requested_at, :now)",
+            condition=condition,
+            values=values,
             return_on_failure=True,
         )
     except ConditionFailed as failed:
         if failed.item is None:
             return None
+        if sync_id is not None and failed.item.get("sync_id") != sync_id:
+            raise SyncCovered(connection_id) from failed
         raise LeaseHeld(connection_id) from failed
     return StoredConnection.model_validate(item) if item else None
+
+
+def request_sync(connection_id: str, user_id: str, sync_id: str, now: int, stale_before: int) -> RequestedSync | None:
+    """Queue ``sync_id`` for the user's connection unless a sync is already queued or running,
+    in which case the request joins that one: one conditional write decides. None when the
+    connection does not exist; another user's connection comes back with its owner (and is
+    never written), for the caller's ownership check.
+
+    A sync id requested before ``stale_before`` whose run is not holding the lease (its message
+    was lost, or went to the dead-letter queue) is replaced rather than joined forever."""
+    try:
+        table().update(
+            keys.connection(connection_id),
+            "SET sync_id = :sid, sync_requested_at = :now",
+            condition=(
+                "attribute_exists(pk) AND user_id = :user AND (attribute_not_exists(sync_id)"
+                " OR (sync_requested_at < :stale AND (attribute_not_exists(lease_expires_at) OR lease_expires_at < :now)))"
+            ),
+            values={":sid": sync_id, ":now": now, ":user": user_id, ":stale": stale_before},
+            returns="NONE",
+            return_on_failure=True,
+        )
+    except ConditionFailed as failed:
+        stored = failed.item
+        if stored is None:
+            return None
+        if stored.get("user_id") != user_id or not stored.get("sync_id"):
+            return RequestedSync(user_id=str(stored.get("user_id", "")), sync_id="", joined=False, running=False)
+        running = int(stored.get("lease_expires_at", 0)) >= now
+        return RequestedSync(user_id=user_id, sync_id=str(stored["sync_id"]), joined=True, running=running)
+    return RequestedSync(user_id=user_id, sync_id=sync_id, joined=False, running=False)
+
+
+def withdraw_sync_request(connection_id: str, sync_id: str) -> None:
+    """Forget a requested sync whose message could not be sent (if it is still the pending one)."""
+    with contextlib.suppress(ConditionFailed):
+        table().update(
+            keys.connection(connection_id),
+            "REMOVE sync_id, sync_requested_at",
+            condition="sync_id = :sid",
+            values={":sid": sync_id},
+            returns="NONE",
+        )
 
 
 _HOLDS_LEASE = "lease_owner = :owner AND lease_expires_at >= :now"
 
 
-def save_tokens(connection_id: str, owner: str, now: int, sealed: Mapping[str, Any], access_expires_at: int) -> None:
-    """Store rotated tokens (already sealed) while the lease is held."""
+def save_tokens(connection_id: str, owner: str, now: int, sealed: Mapping[str, bytes], access_expires_at: int) -> None:
+    """Store rotated tokens (already sealed) while the lease is held: one transaction, so a run
+    that lost its lease cannot overwrite the tokens of the run that took it over."""
+    db = table()
+    tokens = {**keys.connection_tokens(connection_id), "connection_id": connection_id, **sealed}
     try:
-        table().update(
-            keys.connection(connection_id),
-            "SET tokens_ciphertext = :c, tokens_nonce = :n, tokens_key = :k, access_expires_at = :exp",
-            condition=_HOLDS_LEASE,
-            values={
-                ":c": sealed["tokens_ciphertext"],
-                ":n": sealed["tokens_nonce"],
-                ":k": sealed["tokens_key"],
-                ":exp": access_expires_at,
-                ":owner": owner,
-                ":now": now,
-            },
-            returns="NONE",
+        db.transact_write(
+            [
+                db.update_action(
+                    keys.connection(connection_id),
+                    "SET access_expires_at = :exp",
+                    condition=_HOLDS_LEASE,
+                    values={":exp": access_expires_at, ":owner": owner, ":now": now},
+                ),
+                db.put_action(tokens, condition="attribute_exists(pk)"),
+            ]
         )
-    except ConditionFailed as failed:
-        raise LeaseLost(connection_id) from failed
+    except TransactionCancelled as cancelled:
+        raise LeaseLost(connection_id) from cancelled
 
 
 def commit_sync(connection_id: str, owner: str, now: int, cursor: str, summary: Mapping[str, Any], generation: int) -> None:
-    """The new cursor, the run's summary and generation, and the lease released, in one conditional write."""
+    """The new cursor, the run's summary and generation, and the lease and the sync id released,
+    in one conditional write."""
     try:
         table().update(
             keys.connection(connection_id),
             "SET sync_cursor = :cursor, last_sync = :summary, sync_generation = :generation, #status = :active"
-            " REMOVE lease_owner, lease_expires_at",
+            " REMOVE lease_owner, lease_expires_at, sync_id, sync_requested_at",
             condition=_HOLDS_LEASE,
             names={"#status": "status"},
             values={
@@ -183,8 +279,13 @@ def commit_sync(connection_id: str, owner: str, now: int, cursor: str, summary: 
         raise LeaseLost(connection_id) from failed
 
 
-def finish_without_commit(connection_id: str, owner: str, summary: Mapping[str, Any] | None, status: str | None = None) -> None:
-    """Release the lease (recording a failed run's summary and status when given); the cursor stays."""
+def finish_without_commit(
+    connection_id: str, owner: str, summary: Mapping[str, Any] | None, status: str | None = None, settled: bool = False
+) -> None:
+    """Release the lease (recording a failed run's summary and status when given); the cursor stays.
+
+    ``settled``: the run is over for good (nothing to retry), so its sync id goes too; otherwise
+    the sync stays queued for the message's retry."""
     sets = []
     values: dict[str, Any] = {":owner": owner}
     names: dict[str, str] = {}
@@ -195,7 +296,8 @@ def finish_without_commit(connection_id: str, owner: str, summary: Mapping[str, 
         sets.append("#status = :status")
         names["#status"] = "status"
         values[":status"] = status
-    update = ("SET " + ", ".join(sets) + " " if sets else "") + "REMOVE lease_owner, lease_expires_at"
+    removes = "lease_owner, lease_expires_at" + (", sync_id, sync_requested_at" if settled else "")
+    update = ("SET " + ", ".join(sets) + " " if sets else "") + "REMOVE " + removes
     # ConditionFailed: someone else holds it now; nothing of ours to release.
     with contextlib.suppress(ConditionFailed):
         table().update(

@@ -1,6 +1,9 @@
 """The key layout of every item in the one table: every key is built here, and only the
 ``payrail.db`` package uses it. (The dev-only sandbox keeps its own items under ``SANDBOX#``
-keys, laid out in ``payrail_sandbox.store``.)
+keys, laid out in ``payrail_sandbox.store``.) A prefix is what a function's IAM role is limited to
+(``dynamodb:LeadingKeys`` in template.yaml), which is why a connection's tokens and its schedule
+are items of their own: only the sync worker reads tokens, and the schedule's claims cannot write
+to the connection.
 
 | item | pk | sk | gsi1pk / gsi1sk |
 | --- | --- | --- | --- |
@@ -14,7 +17,8 @@ keys, laid out in ``payrail_sandbox.store``.)
 | webhook event | ``EVENT#{event_id}`` | ``EVENT`` | |
 | rate-limit window | ``RATE#{scope}#{subject}#{window}`` | ``RATE`` | |
 | bank connection | ``CONN#{connection_id}`` | ``CONN`` | ``USER#{user_id}#CONNS`` / created |
-| bank sync schedule | ``CONN#{connection_id}`` | ``SCHEDULE`` | ``BANKDUE#{shard}`` / next sync time |
+| its sealed provider tokens | ``CONNTOKENS#{connection_id}`` | ``TOKENS`` | |
+| bank sync schedule | ``BANKSCHEDULE#{connection_id}`` | ``SCHEDULE`` | ``BANKDUE#{shard}`` / next sync time |
 | bank transaction | ``CONN#{connection_id}`` | ``TXN#{transaction_id}`` | ``USER#{user_id}#TXNS`` / ``{date}#{connection_id}#{id}`` |
 | circuit breaker | ``CIRCUIT#{name}`` | ``CIRCUIT`` | |
 """
@@ -84,10 +88,16 @@ def user_connections_index(user_id: str) -> str:
     return f"USER#{user_id}#CONNS"
 
 
+def connection_tokens(connection_id: str) -> Key:
+    """The connection's provider tokens, sealed; apart from the connection so that the functions
+    that list and show connections cannot read them."""
+    return {"pk": f"CONNTOKENS#{connection_id}", "sk": "TOKENS"}
+
+
 def connection_schedule(connection_id: str) -> Key:
     """When a connection is next due for a scheduled sync; indexed on gsi1 by shard and time so the
     fan-out queries only what is due instead of scanning every connection."""
-    return {"pk": f"CONN#{connection_id}", "sk": "SCHEDULE"}
+    return {"pk": f"BANKSCHEDULE#{connection_id}", "sk": "SCHEDULE"}
 
 
 def bank_due_shard(connection_id: str) -> str:
