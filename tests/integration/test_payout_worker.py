@@ -84,6 +84,7 @@ def world(resources: Resources, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wor
         PROVIDER_TIMEOUT_SECONDS=str(PROVIDER_TIMEOUT),
         SANDBOX_PAYMENTS_TIMEOUT_SECONDS=str(PROVIDER_TIMEOUT + 0.1),
         BREAKER_COOLDOWN_SECONDS="1",
+        BREAKER_MINIMUM_CALLS="5",
         BACKOFF_BASE_SECONDS="0.5",
         BACKOFF_CAP_SECONDS="2",
     )
@@ -257,8 +258,8 @@ def test_records_reached_without_the_time_to_submit_them_come_back_at_once_untou
     assert sorted(json.loads(m["Body"])["payout_id"] for m in again) == sorted(ids[1:])
 
 
-def test_the_breaker_opens_after_consecutive_failures_then_probes_once_and_closes(world: World) -> None:
-    # Given a provider that fails every request, and a breaker threshold of 5
+def test_the_breaker_opens_once_most_calls_fail_then_probes_once_and_closes(world: World) -> None:
+    # Given a provider that fails every request, and a breaker counting from 5 calls
     world.faults(error_rate=1.0)
     payout = world.create("breaker")
     for _ in range(5):

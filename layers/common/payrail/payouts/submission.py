@@ -58,7 +58,13 @@ class Submitter:
     ) -> None:
         self.settings = settings
         self.provider = provider or PaymentProvider(settings)
-        self.breaker = breaker or CircuitBreaker(CIRCUIT_NAME, settings.breaker_failure_threshold, settings.breaker_cooldown_seconds)
+        self.breaker = breaker or CircuitBreaker(
+            CIRCUIT_NAME,
+            settings.breaker_failure_rate_percent,
+            settings.breaker_minimum_calls,
+            settings.breaker_window_seconds,
+            settings.breaker_cooldown_seconds,
+        )
 
     @property
     def seconds_needed(self) -> float:
