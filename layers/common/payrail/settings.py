@@ -136,6 +136,7 @@ class BackoffSettings(Settings):
 class ReconcileSettings(PayoutsQueueSettings, ProviderSettings):
     grace_seconds: int = Field(default=120, alias="RECONCILE_GRACE_SECONDS", ge=0)
     stuck_seconds: int = Field(default=600, alias="RECONCILE_STUCK_SECONDS", ge=0)
+    in_flight_seconds: int = Field(default=360, alias="RECONCILE_IN_FLIGHT_SECONDS", ge=0)
 
 
 class BankSyncSettings(BankProviderSettings, TokensKeySettings):

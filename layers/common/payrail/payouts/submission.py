@@ -80,7 +80,7 @@ class Submitter:
         if deadline.remaining() < self.seconds_needed:
             metrics.add_metric(name="PayoutsLeftForNextInvocation", unit=MetricUnit.Count, value=1)
             raise RetryLater(f"not started with {deadline.remaining():.1f} s left", 0, quiet=True)
-        payout = store.get(payout_id)
+        payout = store.receive(payout_id, clock.text())
         if payout is None:
             # Payouts are written before they are enqueued, so this is a foreign or corrupt message.
             logger.warning("no such payout; message dropped")
