@@ -43,7 +43,7 @@ NO_FAULTS = {"error_rate": 0, "rate_limit_rate": 0, "timeout_rate": 0, "latency_
 STACK_OPTIONS = ["--duplicate-deliveries", "0.1", "--kill-rate", "0.05", "--max-visibility-timeout", "6"]
 STACK_PARAMETERS = (
     "PayoutRateLimitPerMinute=100000 AuthRateLimitPerMinute=100000 PayoutRetryBackoffCapSeconds=8 "
-    "ReconcileGraceSeconds=20 ReconcileStuckSeconds=30"
+    "ReconcileGraceSeconds=20 ReconcileStuckSeconds=30 ReconcileInFlightSeconds=40"
 )
 RECONCILE_EVERY_SECONDS = 15
 WATCH_INTERVAL_SECONDS = 3

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from payrail import clock
 from payrail.clock import Deadline
 from payrail.db import keys
 from payrail.payouts import reconciliation
@@ -99,6 +100,51 @@ def test_a_pending_payout_is_re_enqueued_once_by_overlapping_runs_and_then_ever_
 
 def sent_payout_ids(world: dict) -> list[str]:
     return [json.loads(m["Body"])["payout_id"] for m in drain(world["resources"], "PayoutsQueue")]
+
+
+def set_attribute(world: dict, key: dict[str, str], name: str, value: Any) -> None:
+    from payrail.db import serialize
+
+    world["resources"].client("dynamodb").update_item(
+        TableName=world["resources"].ref("Table"),
+        Key=serialize(key),
+        UpdateExpression="SET #n = :v",
+        ExpressionAttributeNames={"#n": name},
+        ExpressionAttributeValues=serialize({":v": value}),
+    )
+
+
+def test_a_pending_payout_whose_message_is_in_flight_is_left_to_it_and_one_whose_message_fell_silent_is_re_enqueued(
+    world: dict,
+) -> None:
+    # Given two old pending payouts: a worker received the message of one a minute ago (it is out a
+    # backoff), and the other's ten minutes ago (longer than any retry delay: the message is gone)
+    now = datetime.now(UTC)
+    in_flight = put_payout(world["resources"], "pending", age=OLD)
+    set_attribute(world, keys.payout(in_flight["id"]), "received_at", clock.text(now - timedelta(seconds=60)))
+    silent = put_payout(world["resources"], "pending", age=OLD)
+    set_attribute(world, keys.payout(silent["id"]), "received_at", clock.text(now - timedelta(minutes=10)))
+    # When reconciliation runs
+    reconcile(world)
+    sent = sent_payout_ids(world)
+    # Then only the payout whose message is lost goes back on the queue
+    assert silent["id"] in sent
+    assert in_flight["id"] not in sent
+
+
+def test_a_pending_payout_never_received_waits_out_a_backlog_unless_its_hand_off_failed(world: dict) -> None:
+    # Given two pending payouts five minutes old (past the grace period, within the stuck
+    # threshold), whose messages no worker received; the API noted that one's send failed
+    waiting = put_payout(world["resources"], "pending", age=timedelta(minutes=5))
+    lost = put_payout(world["resources"], "pending", age=timedelta(minutes=5))
+    set_attribute(world, keys.outbox(lost["id"], lost["created_at"]), "hand_off_failed", True)
+    # When reconciliation runs
+    result = reconcile(world)
+    sent = sent_payout_ids(world)
+    # Then the one never handed off is re-enqueued and the other is left to its message
+    assert lost["id"] in sent
+    assert waiting["id"] not in sent
+    assert result["message_not_received_yet"] >= 1
 
 
 def test_a_stuck_payout_takes_the_providers_final_status_once(world: dict, provider: Recorder) -> None:

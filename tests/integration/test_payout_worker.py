@@ -84,6 +84,7 @@ def world(resources: Resources, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wor
         PROVIDER_TIMEOUT_SECONDS=str(PROVIDER_TIMEOUT),
         SANDBOX_PAYMENTS_TIMEOUT_SECONDS=str(PROVIDER_TIMEOUT + 0.1),
         BREAKER_COOLDOWN_SECONDS="1",
+        BREAKER_MINIMUM_CALLS="5",
         BACKOFF_BASE_SECONDS="0.5",
         BACKOFF_CAP_SECONDS="2",
     )
@@ -257,8 +258,30 @@ def test_records_reached_without_the_time_to_submit_them_come_back_at_once_untou
     assert sorted(json.loads(m["Body"])["payout_id"] for m in again) == sorted(ids[1:])
 
 
-def test_the_breaker_opens_after_consecutive_failures_then_probes_once_and_closes(world: World) -> None:
-    # Given a provider that fails every request, and a breaker threshold of 5
+def test_every_receive_of_a_payouts_message_is_noted_on_the_payout_and_not_shown_to_its_owner(world: World) -> None:
+    # Given a provider that fails, so the payout stays pending and its message comes back
+    from payrail.db import keys, serialize
+
+    world.faults(error_rate=1.0)
+    payout = world.create("noted")
+    stored = {"TableName": world.resources.ref("Table"), "Key": serialize(keys.payout(payout["id"]))}
+    assert "received_at" not in world.resources.client("dynamodb").get_item(**stored)["Item"]
+    # When the worker receives its message
+    assert world.worker(sqs_event([payout["id"]]), LambdaContext())["batchItemFailures"]
+    # Then the payout notes when (reconciliation leaves a payout whose message is in flight alone)
+    item = world.resources.client("dynamodb").get_item(**stored)["Item"]
+    assert item["status"] == {"S": "pending"}
+    assert item["received_at"]["S"] >= payout["created_at"]
+    status, _, shown = call(
+        world.api,
+        http_event("GET", f"/payouts/{payout['id']}", headers={"authorization": f"Bearer {world.bearer}"}, route="/payouts/{payout_id}"),
+    )
+    assert status == 200
+    assert "received_at" not in shown
+
+
+def test_the_breaker_opens_once_most_calls_fail_then_probes_once_and_closes(world: World) -> None:
+    # Given a provider that fails every request, and a breaker counting from 5 calls
     world.faults(error_rate=1.0)
     payout = world.create("breaker")
     for _ in range(5):

@@ -99,6 +99,14 @@ def test_a_failed_hand_off_still_answers_201_and_leaves_the_payout_marked_for_re
     assert f"PAYOUT#{body['id']}" in keys
     assert any(k.startswith("OUTBOX#") for k in keys)
     assert queued(resources) == []
+    # And the marker says the hand-off failed, so reconciliation need not wait to be sure it is lost
+    from payrail.db import keys as table_keys
+    from payrail.db import serialize
+
+    marker = resources.client("dynamodb").get_item(
+        TableName=resources.ref("Table"), Key=serialize(table_keys.outbox(body["id"], body["created_at"]))
+    )["Item"]
+    assert marker["hand_off_failed"] == {"BOOL": True}
 
 
 def test_a_key_is_kept_24_hours_and_an_expired_record_no_longer_replays(api: Handler, token, resources: Resources) -> None:

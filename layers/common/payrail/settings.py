@@ -122,7 +122,9 @@ class OidcSettings(PublicUrlSettings):
 
 
 class BreakerSettings(Settings):
-    breaker_failure_threshold: int = Field(alias="BREAKER_FAILURE_THRESHOLD", default=5, ge=1)
+    breaker_failure_rate_percent: int = Field(alias="BREAKER_FAILURE_RATE_PERCENT", default=50, ge=1, le=100)
+    breaker_minimum_calls: int = Field(alias="BREAKER_MINIMUM_CALLS", default=10, ge=1)
+    breaker_window_seconds: float = Field(alias="BREAKER_WINDOW_SECONDS", default=30, gt=0)
     breaker_cooldown_seconds: float = Field(alias="BREAKER_COOLDOWN_SECONDS", default=15, gt=0)
 
 
@@ -134,6 +136,7 @@ class BackoffSettings(Settings):
 class ReconcileSettings(PayoutsQueueSettings, ProviderSettings):
     grace_seconds: int = Field(default=120, alias="RECONCILE_GRACE_SECONDS", ge=0)
     stuck_seconds: int = Field(default=600, alias="RECONCILE_STUCK_SECONDS", ge=0)
+    in_flight_seconds: int = Field(default=360, alias="RECONCILE_IN_FLIGHT_SECONDS", ge=0)
 
 
 class BankSyncSettings(BankProviderSettings, TokensKeySettings):

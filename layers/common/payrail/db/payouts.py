@@ -52,6 +52,9 @@ class StoredPayout(BaseModel):
     failure_reason: str | None = None
     provider_reference: str | None = None
     last_event_id: str | None = None
+    # When a payout worker last received a message naming it (``receive``): reconciliation's
+    # sign that the payout's message is still in flight.
+    received_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class OutboxMarker:
     created_at: str
     requeue_count: int = 0
     requeued_at: str | None = None
+    # The API could not send the payout's message (``note_hand_off_failed``).
+    hand_off_failed: bool = False
 
     @property
     def key(self) -> dict[str, str]:
@@ -79,6 +84,7 @@ def _marker(item: Item) -> OutboxMarker:
         created_at=created_at,
         requeue_count=int(item.get("requeue_count", 0)),
         requeued_at=item.get("requeued_at"),
+        hand_off_failed=bool(item.get("hand_off_failed", False)),
     )
 
 
@@ -179,6 +185,17 @@ def create(
 # -------------------------------------------------------------------- reads
 def get(payout_id: str) -> StoredPayout | None:
     item = table().get(keys.payout(payout_id))
+    return _payout(item) if item else None
+
+
+def receive(payout_id: str, now: str) -> StoredPayout | None:
+    """The payout a worker's message names, noting that the message was received ``now``: one
+    UpdateItem in place of the read, so knowing which payouts have a message in flight costs the
+    worker no extra call. None when there is no such payout."""
+    try:
+        item = table().update(keys.payout(payout_id), "SET received_at = :now", "attribute_exists(pk)", values={":now": now})
+    except ConditionFailed:
+        return None
     return _payout(item) if item else None
 
 
@@ -289,6 +306,14 @@ def claim_requeue(marker: OutboxMarker, now: str, last_before: str) -> bool:
     except ConditionFailed:
         return False
     return True
+
+
+def note_hand_off_failed(payout_id: str, created_at: str) -> None:
+    """Mark the payout's outbox marker: the API could not send its message, so reconciliation
+    re-enqueues it once the grace period has passed instead of waiting to be sure it is lost."""
+    table().update(
+        keys.outbox(payout_id, created_at), "SET hand_off_failed = :yes", "attribute_exists(pk)", values={":yes": True}, returns="NONE"
+    )
 
 
 def delete_marker(marker: OutboxMarker) -> None:

@@ -5,10 +5,14 @@ It reads the unfinished-payout markers (the transactional outbox written with ea
 deleted with its terminal status) older than a grace period, shard by shard, and for each:
 
 * ``pending`` (never handed to the provider): re-enqueue it to the payout worker, which submits
-  with the payout id as the provider's idempotency key, so a duplicate cannot pay twice. A
-  pending payout's message may just be waiting behind a backlog or out a backoff, so each
-  re-enqueue waits twice as long after the last as the one before did (the grace period, then
-  twice it, four times it ...), noted on its marker with a condition; never every run;
+  with the payout id as the provider's idempotency key, so a duplicate cannot pay twice; but
+  only once its message is lost. A message is in flight while a worker received it within
+  ``in_flight_seconds`` (the worker notes ``received_at`` on every receive: a retry comes back
+  within the visibility timeout or its backoff), and one never received may be waiting behind a
+  backlog, so it is re-enqueued only after ``stuck_seconds``, or after the grace period when the
+  API noted that its hand-off failed. Each re-enqueue also waits twice as long after the last as
+  the one before did (the grace period, then twice it, four times it ...), noted on its marker
+  with a condition; never every run;
 * ``submitted`` / ``processing`` with no news for longer than the stuck threshold: ask the
   provider and apply its answer through the very same exactly-once path as a webhook, with a
   synthesised event id ``reconcile:<payout>:<status>`` so it is deduplicated too;
@@ -87,6 +91,19 @@ def requeue_due_before(marker: OutboxMarker, now: datetime, grace_seconds: int) 
     return clock.text(now - timedelta(seconds=min(grace_seconds * 2**marker.requeue_count, 86_400)))
 
 
+def _message_may_be_waiting(marker: OutboxMarker, payout: StoredPayout, now: datetime, settings: ReconcileSettings) -> str:
+    """Why the pending payout's message may still reach a worker (a tally key), or "" when it is
+    lost and the payout is to be re-enqueued."""
+    if payout.received_at is not None:
+        if not _older_than(payout.received_at, now - timedelta(seconds=settings.in_flight_seconds)):
+            return "message_in_flight"
+    elif not marker.hand_off_failed and not _older_than(marker.created_at, now - timedelta(seconds=settings.stuck_seconds)):
+        return "message_not_received_yet"
+    if (marker.requeued_at or "") >= requeue_due_before(marker, now, settings.grace_seconds):
+        return "requeued_recently"
+    return ""
+
+
 def _requeue(markers: list[OutboxMarker], deadline: Deadline, now: datetime, settings: ReconcileSettings) -> Counter[str]:
     """Re-enqueue the pending payouts of ``markers`` (one batch) whose marker this run claims."""
     tally: Counter[str] = Counter()
@@ -151,8 +168,8 @@ def reconcile_payouts(now: datetime, deadline: Deadline, settings: ReconcileSett
             if payout.status.terminal:
                 finished.append(marker)
             elif payout.status is PayoutStatus.PENDING:
-                if (marker.requeued_at or "") >= requeue_due_before(marker, now, settings.grace_seconds):
-                    tally["requeued_recently"] += 1
+                if waiting := _message_may_be_waiting(marker, payout, now, settings):
+                    tally[waiting] += 1
                 else:
                     pending.append(marker)
             elif _older_than(payout.updated_at, stuck_cutoff):

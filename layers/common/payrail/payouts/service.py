@@ -79,20 +79,25 @@ def create_payout(settings: PayoutsApiSettings, user_id: str, key: str | None, r
         metrics.add_metric(name="PayoutsRateLimited", unit=MetricUnit.Count, value=1)
         raise RateLimited(f"At most {settings.rate_limit_per_minute} payouts a minute; try again later.", retry_after=outcome.retry_after)
     metrics.add_metric(name="PayoutsCreated", unit=MetricUnit.Count, value=1)
-    _hand_off(settings.payouts_queue_url, payout["id"])
+    _hand_off(settings.payouts_queue_url, payout["id"], payout["created_at"])
     return CreateResult(outcome.status_code, outcome.body)
 
 
-def _hand_off(queue_url: str, payout_id: str) -> None:
+def _hand_off(queue_url: str, payout_id: str, created_at: str) -> None:
     """Send the payout to the worker. A failure here does not fail the request: the payout and its
-    outbox marker are durable, and the scheduled reconciliation re-enqueues any payout still
-    ``pending`` after a grace period by reading those markers. Recording a "handed off" flag
-    instead would cost a third AWS call on every create for a case the marker already covers."""
+    outbox marker are durable, and the scheduled reconciliation re-enqueues a payout still
+    ``pending`` whose message no worker received. Only the failure path writes (the marker noted,
+    so reconciliation need not wait to be sure the message is lost): a "handed off" flag on
+    success would cost a third AWS call on every create."""
     try:
         queues.send(queue_url, {"payout_id": payout_id})
     except DependencyFailure as error:
         metrics.add_metric(name="PayoutHandOffFailed", unit=MetricUnit.Count, value=1)
         logger.warning("payout not handed off; reconciliation will enqueue it", extra={"payout_id": payout_id, "error": error.detail})
+        try:
+            store.note_hand_off_failed(payout_id, created_at)
+        except DependencyFailure as noting:  # the marker alone still gets it re-enqueued, later
+            logger.warning("failed hand-off not noted", extra={"payout_id": payout_id, "error": noting.detail})
 
 
 def get_payout(user_id: str, payout_id: str) -> Payout:

@@ -61,7 +61,13 @@ class Submitter:
     ) -> None:
         self.settings = settings
         self.provider = provider or PaymentProvider(settings)
-        self.breaker = breaker or CircuitBreaker(CIRCUIT_NAME, settings.breaker_failure_threshold, settings.breaker_cooldown_seconds)
+        self.breaker = breaker or CircuitBreaker(
+            CIRCUIT_NAME,
+            settings.breaker_failure_rate_percent,
+            settings.breaker_minimum_calls,
+            settings.breaker_window_seconds,
+            settings.breaker_cooldown_seconds,
+        )
 
     @property
     def seconds_needed(self) -> float:
@@ -77,7 +83,7 @@ class Submitter:
         if deadline.remaining() < self.seconds_needed:
             metrics.add_metric(name="PayoutsLeftForNextInvocation", unit=MetricUnit.Count, value=1)
             raise RetryLater(f"not started with {deadline.remaining():.1f} s left", 0, quiet=True)
-        payout = store.get(payout_id)
+        payout = store.receive(payout_id, clock.text())
         if payout is None:
             # Payouts are written before they are enqueued, so this is a foreign or corrupt message.
             logger.warning("no such payout; message dropped")
