@@ -65,9 +65,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
-def template_parameters(template_path: Path, environment: str, overrides: Mapping[str, str]) -> dict[str, str]:
-    """The stage's parameters from samconfig.toml, then the command line's."""
-    return {**samconfig_parameters(template_path.parent / "samconfig.toml", environment), **overrides}
+LOCAL_API_URL = "http://127.0.0.1:3000"
+
+
+def local_parameters(api_url: str = LOCAL_API_URL) -> dict[str, str]:
+    """What the local runtime gives the parameters a deployed stack leaves empty: the public URL
+    (on AWS, the custom domain or the API's own endpoint) is the local API's address, which is
+    also the one browser origin (the console)."""
+    return {"PublicBaseUrl": api_url, "AllowedOrigins": api_url}
+
+
+def template_parameters(
+    template_path: Path, environment: str, overrides: Mapping[str, str], api_url: str = LOCAL_API_URL
+) -> dict[str, str]:
+    """The local runtime's own values, then the stage's parameters from samconfig.toml, then the command line's."""
+    return {**local_parameters(api_url), **samconfig_parameters(template_path.parent / "samconfig.toml", environment), **overrides}
 
 
 class LocalStack:
@@ -99,7 +111,7 @@ class LocalStack:
         self.moto_port = moto_port
         self.api_url = f"http://{host}:{api_port}"
         self.moto_url = f"http://{host}:{moto_port}"
-        self.parameters = template_parameters(template_path, environment, parameter_overrides or {})
+        self.parameters = template_parameters(template_path, environment, parameter_overrides or {}, self.api_url)
         self.run_schedules = schedules
         self.run_pollers = pollers
         self.concurrency = concurrency

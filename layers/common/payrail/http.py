@@ -34,6 +34,7 @@ from payrail.observability import (
     set_correlation_id,
     tracer,
 )
+from payrail.settings import REQUEST_ORIGIN
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:payrail:problem:"
@@ -247,6 +248,17 @@ def _request_correlation_id(event: Mapping[str, Any]) -> str:
     return sane_correlation_id(request_id) or new_correlation_id()
 
 
+def request_origin(event: Mapping[str, Any]) -> str:
+    """``https://`` + the domain API Gateway received the request on (its execute-api domain or a
+    custom domain), from the request context, which API Gateway writes and the client cannot.
+    API Gateway serves HTTPS only. Empty when the event names no domain."""
+    domain = (event.get("requestContext") or {}).get("domainName") or ""
+    return f"https://{domain}" if _DOMAIN.fullmatch(domain) else ""
+
+
+_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?")
+
+
 def api_handler(handler: LambdaHandler) -> LambdaHandler:
     """Logger, metrics and tracer around an API Gateway handler, and the correlation id on every response."""
 
@@ -260,7 +272,11 @@ def api_handler(handler: LambdaHandler) -> LambdaHandler:
         # decodes pathParameters, before the resolver routes on it.
         if "%" in event.get("rawPath", ""):
             event = {**event, "rawPath": unquote(event["rawPath"])}
-        response = handler(event, context)
+        origin = REQUEST_ORIGIN.set(request_origin(event))
+        try:
+            response = handler(event, context)
+        finally:
+            REQUEST_ORIGIN.reset(origin)
         response.setdefault("headers", {})[CORRELATION_HEADER] = cid
         return response
 
