@@ -12,7 +12,7 @@ ENV        ?= dev
 export SAM_CLI_TELEMETRY = 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test unit lint format build invoke fire deploy clean bench fuzz
+.PHONY: run test unit lint format build invoke fire deploy preflight clean bench fuzz
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	@test -x $(PY) || "$$(scripts/find-python)" -m venv $(VENV)
@@ -60,8 +60,15 @@ bench: $(STAMP) ## every performance figure, side by side in one run, into BENCH
 bench-calls: $(STAMP) ## AWS API calls per POST /payouts (new, replay, rate-limited), printed as a table
 	$(PY) -m bench.create_calls
 
-deploy: build ## make deploy ENV=dev|prod
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam deploy --config-env $(ENV)
+# The preflight (deploy/preflight.py) runs before anything is built or sent: it lists every value and
+# secret the environment still needs, with the command that creates it, and stops the deploy.
+deploy: $(STAMP) ## make deploy ENV=dev|prod [PARAMS="Name=value ..."]: preflight, sam build, sam deploy
+	$(PY) -m deploy preflight --env $(ENV) --params '$(PARAMS)'
+	$(MAKE) build
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m deploy sam --env $(ENV) --params '$(PARAMS)'
+
+preflight: $(STAMP) ## make preflight ENV=prod [PARAMS=...]: what a deploy still needs, without deploying
+	$(PY) -m deploy preflight --env $(ENV) --params '$(PARAMS)'
 
 clean:
 	rm -rf .aws-sam .devstack .pytest_cache .mypy_cache .ruff_cache
