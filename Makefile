@@ -32,11 +32,14 @@ unit: $(STAMP)
 	DEVSTACK_IAM_USAGE="$(CURDIR)/.iam-usage" $(PY) -m pytest
 	$(PY) -m devstack.iam_coverage .iam-usage
 
-lint: $(STAMP) ## ruff, mypy and sam validate --lint
+lint: $(STAMP) ## ruff, mypy, sam validate --lint, cfn-lint with every rule
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam validate --lint --template template.yaml
+	@# Every rule, informational (I...) and experimental ones included; the exceptions are in the
+	@# template's Metadata, each with its reason.
+	$(VENV)/bin/cfn-lint --include-checks I --include-experimental -- template.yaml
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
