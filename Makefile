@@ -1,5 +1,5 @@
 # The developer verbs. `make run` and `make test` work on a fresh machine: the first use creates
-# .venv with Python 3.12 (the functions' runtime) and installs requirements-dev.txt.
+# .venv with Python 3.12 (the functions' runtime) and installs requirements-dev.lock.
 VENV       := .venv
 PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed
@@ -14,9 +14,11 @@ export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: run test unit lint format build invoke fire deploy preflight clean bench fuzz
 
-$(STAMP): requirements-dev.txt layers/common/requirements.txt
+# requirements-dev.lock pins every package with its hashes (scripts/lock.py writes it from
+# requirements-dev.txt); pip refuses anything else.
+$(STAMP): requirements-dev.lock
 	@test -x $(PY) || "$$(scripts/find-python)" -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	@touch $@
 
 run: $(STAMP) ## start the local stack: API on :3000, moto on :5000
@@ -45,11 +47,11 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-build: $(STAMP) ## sam build (needs python3.12 on PATH, which the venv gives), with bytecode compiled
+build: $(STAMP) ## sam build: the layer from its lock file (layers/common/Makefile), with bytecode compiled
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam build --template template.yaml
 	@# Lambda's code directories are read-only, so source shipped without bytecode is compiled again
-	@# on every cold start. unchecked-hash bytecode stays valid whatever the zip does to mtimes.
-	$(PY) -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build
+	@# on every cold start: bytecode for the functions and for the layer modules cold starts import.
+	$(PY) scripts/bytecode.py .aws-sam/build
 
 invoke: $(STAMP) ## make invoke FN=HealthFunction EVENT=events/health/get.json
 	$(PY) -m devstack invoke $(FN) -e $(EVENT)
