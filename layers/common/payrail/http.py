@@ -266,6 +266,8 @@ def api_handler(handler: LambdaHandler) -> LambdaHandler:
     def with_correlation_id(event: dict[str, Any], context: Any) -> dict[str, Any]:
         cid = _request_correlation_id(event)
         set_correlation_id(cid)
+        # The key of this request's line in the API's access log, also when the client chose the correlation id.
+        logger.append_keys(api_request_id=(event.get("requestContext") or {}).get("requestId"))
         # API Gateway passes rawPath as the client wrote it, percent-encoding included, and
         # Powertools takes path parameters from it as they are: "/payouts/po%5F1" would look up
         # "po%5F1" and be validated at three times its length. Decode it once, as API Gateway
