@@ -104,3 +104,19 @@ def test_the_consumers_of_rate_limited_providers_have_a_concurrency_cap(function
     (event,) = RESOURCES[function]["Properties"]["Events"].values()
     assert event["Properties"]["ScalingConfig"] == {"MaximumConcurrency": {"Ref": parameter}}
     assert DOCUMENT["Parameters"][parameter]["MinValue"] >= 2  # SQS's own minimum
+
+
+def test_a_failed_scheduled_run_is_parked_on_an_alarmed_queue_and_its_grant_is_explained() -> None:
+    from devstack.cloudformation import expand
+
+    config = RESOURCES["ScheduledSyncFunction"]["Properties"]["EventInvokeConfig"]
+    assert config["DestinationConfig"]["OnFailure"] == {"Type": "SQS", "Destination": {"Fn::GetAtt": ["ScheduledFailuresQueue", "Arn"]}}
+    alarm = ALARMS["ScheduledFailuresAlarm"]["Properties"]
+    assert (alarm["MetricName"], _dimension(ALARMS["ScheduledFailuresAlarm"], "QueueName")) == (
+        "ApproximateNumberOfMessagesVisible",
+        {"Fn::GetAtt": ["ScheduledFailuresQueue", "QueueName"]},
+    )
+    # The policy SAM adds for the destination is the one the coverage check is told the code never uses
+    (named,) = RESOURCES["ScheduledSyncFunction"]["Metadata"]["PayrailIam"]["NotCalledByCode"]
+    role = expand(DOCUMENT, {"Stage": "dev"})["Resources"]["ScheduledSyncFunctionRole"]["Properties"]
+    assert named.removeprefix("policy:") in [policy["PolicyName"] for policy in role["Policies"]]
