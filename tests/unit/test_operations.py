@@ -120,3 +120,29 @@ def test_a_failed_scheduled_run_is_parked_on_an_alarmed_queue_and_its_grant_is_e
     (named,) = RESOURCES["ScheduledSyncFunction"]["Metadata"]["PayrailIam"]["NotCalledByCode"]
     role = expand(DOCUMENT, {"Stage": "dev"})["Resources"]["ScheduledSyncFunctionRole"]["Properties"]
     assert named.removeprefix("policy:") in [policy["PolicyName"] for policy in role["Policies"]]
+
+
+def test_the_dashboard_is_json_and_charts_only_metrics_the_code_emits() -> None:
+    body = RESOURCES["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    document = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))
+    titles = [widget["properties"]["title"] for widget in document["widgets"]]
+    assert titles == [
+        "Payouts created, paid, failed",
+        "Webhooks accepted and rejected by reason",
+        "Bank syncs and transactions written",
+        "API requests and errors",
+        "API latency (ms)",
+        "Queue depths (visible messages)",
+    ]
+    ours = {row[1] for widget in document["widgets"] for row in widget["properties"]["metrics"] if row[0] == "Payrail"}
+    ours |= set(re.findall(r'MetricName=\\"(\w+)\\"', body))
+    source = "\n".join(path.read_text() for path in TEMPLATE.parent.glob("layers/common/payrail/**/*.py"))
+    assert ours == {
+        "PayoutsCreated",
+        "PayoutsFinished",
+        "PayoutHandOffFailed",
+        "WebhookAccepted",
+        "WebhookRejected",
+        "BankTransactionsWritten",
+    }
+    assert [name for name in ours if f'name="{name}"' not in source] == []
