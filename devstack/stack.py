@@ -4,6 +4,7 @@ pollers and the schedules, started and stopped together."""
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ from devstack.iam import Identity, write_usage
 from devstack.moto_isolation import isolate_dynamodb_writes
 from devstack.policies import identities
 from devstack.resources import Physical, Provisioner, local_client
-from devstack.template import FunctionSpec, Template, TemplateError, samconfig_parameters
+from devstack.template import FunctionSpec, Template, TemplateError, load_yaml, samconfig_parameters
 
 STATE_FILE = Path(".devstack/state.json")
 LAMBDA_SQS_POLLERS = 5
@@ -78,8 +79,24 @@ def local_parameters(api_url: str = LOCAL_API_URL) -> dict[str, str]:
 def template_parameters(
     template_path: Path, environment: str, overrides: Mapping[str, str], api_url: str = LOCAL_API_URL
 ) -> dict[str, str]:
-    """The local runtime's own values, then the stage's parameters from samconfig.toml, then the command line's."""
-    return {**local_parameters(api_url), **samconfig_parameters(template_path.parent / "samconfig.toml", environment), **overrides}
+    """The local runtime's own values (for the parameters the template declares), then the stage's
+    parameters from samconfig.toml, then the command line's."""
+    declared = _declared_parameters(template_path.resolve())
+    local = {name: value for name, value in local_parameters(api_url).items() if name in declared}
+    return {**local, **samconfig_parameters(template_path.parent / "samconfig.toml", environment), **overrides}
+
+
+def _declared_parameters(path: Path) -> frozenset[str]:
+    try:
+        stamp = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return frozenset()
+    return _declared_at(path, stamp)
+
+
+@functools.cache
+def _declared_at(path: Path, stamp: int) -> frozenset[str]:
+    return frozenset(load_yaml(path).get("Parameters") or {})
 
 
 class LocalStack:

@@ -110,11 +110,11 @@ def test_a_failed_scheduled_run_is_parked_on_an_alarmed_queue_and_its_grant_is_e
     from devstack.cloudformation import expand
 
     config = RESOURCES["ScheduledSyncFunction"]["Properties"]["EventInvokeConfig"]
-    assert config["DestinationConfig"]["OnFailure"] == {"Type": "SQS", "Destination": {"Fn::GetAtt": ["ScheduledFailuresQueue", "Arn"]}}
-    alarm = ALARMS["ScheduledFailuresAlarm"]["Properties"]
-    assert (alarm["MetricName"], _dimension(ALARMS["ScheduledFailuresAlarm"], "QueueName")) == (
+    assert config["DestinationConfig"]["OnFailure"] == {"Type": "SQS", "Destination": {"Fn::GetAtt": ["ScheduledSyncDLQ", "Arn"]}}
+    alarm = ALARMS["ScheduledSyncDLQAlarm"]["Properties"]
+    assert (alarm["MetricName"], _dimension(ALARMS["ScheduledSyncDLQAlarm"], "QueueName")) == (
         "ApproximateNumberOfMessagesVisible",
-        {"Fn::GetAtt": ["ScheduledFailuresQueue", "QueueName"]},
+        {"Fn::GetAtt": ["ScheduledSyncDLQ", "QueueName"]},
     )
     # The policy SAM adds for the destination is the one the coverage check is told the code never uses
     (named,) = RESOURCES["ScheduledSyncFunction"]["Metadata"]["PayrailIam"]["NotCalledByCode"]
