@@ -9,6 +9,7 @@ PARAMS     ?=
 FN         ?= HealthFunction
 EVENT      ?= events/health/get.json
 ENV        ?= dev
+SAM_FLAGS  ?=
 export SAM_CLI_TELEMETRY = 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
@@ -34,7 +35,7 @@ unit: $(STAMP)
 	DEVSTACK_IAM_USAGE="$(CURDIR)/.iam-usage" $(PY) -m pytest
 	$(PY) -m devstack.iam_coverage .iam-usage
 
-lint: $(STAMP) ## ruff, mypy, sam validate --lint, cfn-lint with every rule
+lint: $(STAMP) ## ruff, mypy, sam validate --lint, cfn-lint with every rule, the workflow's schema
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -42,6 +43,9 @@ lint: $(STAMP) ## ruff, mypy, sam validate --lint, cfn-lint with every rule
 	@# Every rule, informational (I...) and experimental ones included; the exceptions are in the
 	@# template's Metadata, each with its reason.
 	$(VENV)/bin/cfn-lint --include-checks I --include-experimental -- template.yaml
+	@# The pipeline against GitHub's workflow schema (actionlint ships as a downloaded binary, which this
+	@# environment cannot fetch; check-jsonschema carries the schema in its wheel).
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
@@ -70,7 +74,7 @@ bench-calls: $(STAMP) ## AWS API calls per POST /payouts (new, replay, rate-limi
 deploy: $(STAMP) ## make deploy ENV=dev|prod [PARAMS="Name=value ..."]: preflight, sam build, sam deploy
 	$(PY) -m deploy preflight --env $(ENV) --params '$(PARAMS)'
 	$(MAKE) build
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m deploy sam --env $(ENV) --params '$(PARAMS)'
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m deploy sam --env $(ENV) --params '$(PARAMS)' -- $(SAM_FLAGS)
 
 preflight: $(STAMP) ## make preflight ENV=prod [PARAMS=...]: what a deploy still needs, without deploying
 	$(PY) -m deploy preflight --env $(ENV) --params '$(PARAMS)'

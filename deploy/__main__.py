@@ -23,7 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", required=True, help="the samconfig.toml environment (dev, prod)")
     parser.add_argument("--params", default="", help='the deployer\'s own parameter values, "Name=value ..." (make deploy PARAMS=...)')
     parser.add_argument("--offline", action="store_true", help="preflight: do not look the secrets up in AWS")
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    # Everything after "--" goes to sam deploy as it is (make deploy SAM_FLAGS=...).
+    sam_flags = arguments[arguments.index("--") + 1 :] if "--" in arguments else []
+    args = parser.parse_args(arguments[: arguments.index("--")] if "--" in arguments else arguments)
     extra = parse_overrides(args.params)
     if args.command == "preflight":
         outcome = preflight(args.env, extra, None if args.offline else _secrets_client)
@@ -32,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     # sam deploy's --parameter-overrides replaces samconfig's list, so it gets the two merged.
     merged = " ".join(f"{name}={_quoted(value)}" for name, value in deploy_parameters(args.env, extra).items())
     sam = shutil.which("sam") or str(Path(sys.executable).with_name("sam"))
-    command = [sam, "deploy", "--config-env", args.env, "--parameter-overrides", merged]
+    command = [sam, "deploy", "--config-env", args.env, "--parameter-overrides", merged, *sam_flags]
     print("+ " + " ".join(command), flush=True)
     os.chdir(ROOT)
     os.execv(sam, command)  # noqa: S606 - the SAM CLI from the venv, with our own arguments
