@@ -1,5 +1,5 @@
 # The developer verbs. `make run` and `make test` work on a fresh machine: the first use creates
-# .venv with Python 3.12 (the functions' runtime) and installs requirements-dev.txt.
+# .venv with Python 3.12 (the functions' runtime) and installs requirements-dev.lock.
 VENV       := .venv
 PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed
@@ -9,14 +9,17 @@ PARAMS     ?=
 FN         ?= HealthFunction
 EVENT      ?= events/health/get.json
 ENV        ?= dev
+SAM_FLAGS  ?=
 export SAM_CLI_TELEMETRY = 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test unit lint format build invoke fire deploy clean bench fuzz
+.PHONY: run test unit lint format build invoke fire deploy preflight clean bench fuzz
 
-$(STAMP): requirements-dev.txt layers/common/requirements.txt
+# requirements-dev.lock pins every package with its hashes (scripts/lock.py writes it from
+# requirements-dev.txt); pip refuses anything else.
+$(STAMP): requirements-dev.lock
 	@test -x $(PY) || "$$(scripts/find-python)" -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	@touch $@
 
 run: $(STAMP) ## start the local stack: API on :3000, moto on :5000
@@ -32,21 +35,27 @@ unit: $(STAMP)
 	DEVSTACK_IAM_USAGE="$(CURDIR)/.iam-usage" $(PY) -m pytest
 	$(PY) -m devstack.iam_coverage .iam-usage
 
-lint: $(STAMP) ## ruff, mypy and sam validate --lint
+lint: $(STAMP) ## ruff, mypy, sam validate --lint, cfn-lint with every rule, the workflow's schema
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam validate --lint --template template.yaml
+	@# Every rule, informational (I...) and experimental ones included; the exceptions are in the
+	@# template's Metadata, each with its reason.
+	$(VENV)/bin/cfn-lint --include-checks I --include-experimental -- template.yaml
+	@# The pipeline against GitHub's workflow schema (actionlint ships as a downloaded binary, which this
+	@# environment cannot fetch; check-jsonschema carries the schema in its wheel).
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-build: $(STAMP) ## sam build (needs python3.12 on PATH, which the venv gives), with bytecode compiled
+build: $(STAMP) ## sam build: the layer from its lock file (layers/common/Makefile), with bytecode compiled
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam build --template template.yaml
 	@# Lambda's code directories are read-only, so source shipped without bytecode is compiled again
-	@# on every cold start. unchecked-hash bytecode stays valid whatever the zip does to mtimes.
-	$(PY) -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build
+	@# on every cold start: bytecode for the functions and for the layer modules cold starts import.
+	$(PY) scripts/bytecode.py .aws-sam/build
 
 invoke: $(STAMP) ## make invoke FN=HealthFunction EVENT=events/health/get.json
 	$(PY) -m devstack invoke $(FN) -e $(EVENT)
@@ -60,8 +69,15 @@ bench: $(STAMP) ## every performance figure, side by side in one run, into BENCH
 bench-calls: $(STAMP) ## AWS API calls per POST /payouts (new, replay, rate-limited), printed as a table
 	$(PY) -m bench.create_calls
 
-deploy: build ## make deploy ENV=dev|prod
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam deploy --config-env $(ENV)
+# The preflight (deploy/preflight.py) runs before anything is built or sent: it lists every value and
+# secret the environment still needs, with the command that creates it, and stops the deploy.
+deploy: $(STAMP) ## make deploy ENV=dev|prod [PARAMS="Name=value ..."]: preflight, sam build, sam deploy
+	$(PY) -m deploy preflight --env $(ENV) --params '$(PARAMS)'
+	$(MAKE) build
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m deploy sam --env $(ENV) --params '$(PARAMS)' -- $(SAM_FLAGS)
+
+preflight: $(STAMP) ## make preflight ENV=prod [PARAMS=...]: what a deploy still needs, without deploying
+	$(PY) -m deploy preflight --env $(ENV) --params '$(PARAMS)'
 
 clean:
 	rm -rf .aws-sam .devstack .pytest_cache .mypy_cache .ruff_cache

@@ -71,15 +71,16 @@ PIP_INSTALL = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip
 
 
 def lambda_site() -> Path:
-    """A site-packages with the layer's requirements and the pinned boto3, as Lambda has them."""
-    layer_requirements = (ROOT / "layers/common/requirements.txt").read_text()
+    """A site-packages with the layers' requirements and the pinned boto3, as Lambda has them."""
+    requirement_files = [ROOT / "layers/common/requirements.txt", ROOT / "layers/crypto/requirements.txt"]
+    layer_requirements = "".join(path.read_text() for path in requirement_files)
     boto_pins = re.findall(r"^(?:boto3|botocore)==\S+$", (ROOT / "requirements-dev.txt").read_text(), re.MULTILINE)
     digest = hashlib.sha256((layer_requirements + "\n".join(boto_pins)).encode()).hexdigest()[:12]
     site = ROOT / ".bench" / f"site-{digest}"
     if not (site / ".complete").exists():
         print(f"bench: building a Lambda-like site-packages in {site.relative_to(ROOT)} (once) …", file=sys.stderr, flush=True)
         subprocess.run(  # noqa: S603 - pip of this interpreter, our own requirement files
-            [*PIP_INSTALL, "--target", str(site), "-r", str(ROOT / "layers/common/requirements.txt"), *boto_pins],
+            [*PIP_INSTALL, "--target", str(site), *(f"-r{path}" for path in requirement_files), *boto_pins],
             check=True,
         )
         (site / ".complete").touch()

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from bench import cold_start, http_load
+from bench import cold_start, http_load, layer_size
 from devstack.running import RunningStack
 from scenarios import payouts
 from scenarios.signin import sign_in
@@ -301,6 +301,8 @@ def render(results: dict[str, Any], command: str, seconds: float) -> str:
         "| --- | --- |",
     ]
     lines += [f"| {name.replace('_', ' ')} | {value:,.2f} |" for name, value in cost.items()]
+    if "layers" in results:
+        lines += ["", *layer_size.render(results["layers"])[:-1]]
     return "\n".join(lines) + "\n"
 
 
@@ -332,6 +334,9 @@ def main() -> int:
     results["cost"] = cost_per_million(
         results["stack"]["per_payout_operations"], results["stack"]["invocations_per_payout"], 0.5 * warm_seconds
     )
+    print("bench: layer sizes (make build) …", flush=True)
+    subprocess.run(["make", "build"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)  # noqa: S607 - the project's own build
+    results["layers"] = layer_size.measure()
     document = render(results, command, time.monotonic() - started)
     args.output.write_text(document)
     (args.output.with_suffix(".json")).write_text(json.dumps(results, indent=2, default=str))

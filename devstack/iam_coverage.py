@@ -9,7 +9,9 @@ call and which calls were denied (``devstack.iam``). This check reads those reco
 * an element of a function's own policies (an action, a resource, a condition value) allowed
   nothing in the whole run: it is wider than what the code does. An element the code does not
   call on purpose is named, with the reason, under ``Metadata: PayrailIam: NotCalledByCode``
-  (by Sid or by action pattern), and is then reported but not failed.
+  (by Sid, by action pattern, or as ``policy:<PolicyName>`` for a whole policy SAM generates,
+  such as an on-failure destination's, which Lambda uses with the role and the code never
+  does), and is then reported but not failed.
 
 AWS managed policies (``AWSLambdaBasicExecutionRole`` and the like) are AWS's to scope and are
 not checked. Usage: ``python -m devstack.iam_coverage FOLDER [--template template.yaml]``.
@@ -108,7 +110,8 @@ def check(folder: Path, template_path: Path) -> dict[str, Finding]:
                 continue
             name, _, index = grant.split(":", 1)[0].rpartition("#")
             statement = statements_of(next(p for p in own if p["name"] == name)["document"])[int(index)]
-            reason = _explanation(statement, reasons)
+            # A policy SAM writes itself (an on-failure destination's) is named by its policy name.
+            reason = reasons.get(f"policy:{name}") or _explanation(statement, reasons)
             line = _describe(own, grant)
             if reason:
                 finding.explained.append(f"{line}: {reason}")

@@ -4,6 +4,7 @@ pollers and the schedules, started and stopped together."""
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ from devstack.iam import Identity, write_usage
 from devstack.moto_isolation import isolate_dynamodb_writes
 from devstack.policies import identities
 from devstack.resources import Physical, Provisioner, local_client
-from devstack.template import FunctionSpec, Template, TemplateError, samconfig_parameters
+from devstack.template import FunctionSpec, Template, TemplateError, load_yaml, samconfig_parameters
 
 STATE_FILE = Path(".devstack/state.json")
 LAMBDA_SQS_POLLERS = 5
@@ -65,9 +66,37 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
-def template_parameters(template_path: Path, environment: str, overrides: Mapping[str, str]) -> dict[str, str]:
-    """The stage's parameters from samconfig.toml, then the command line's."""
-    return {**samconfig_parameters(template_path.parent / "samconfig.toml", environment), **overrides}
+LOCAL_API_URL = "http://127.0.0.1:3000"
+
+
+def local_parameters(api_url: str = LOCAL_API_URL) -> dict[str, str]:
+    """What the local runtime gives the parameters a deployed stack leaves empty: the public URL
+    (on AWS, the custom domain or the API's own endpoint) is the local API's address, which is
+    also the one browser origin (the console)."""
+    return {"PublicBaseUrl": api_url, "AllowedOrigins": api_url}
+
+
+def template_parameters(
+    template_path: Path, environment: str, overrides: Mapping[str, str], api_url: str = LOCAL_API_URL
+) -> dict[str, str]:
+    """The local runtime's own values (for the parameters the template declares), then the stage's
+    parameters from samconfig.toml, then the command line's."""
+    declared = _declared_parameters(template_path.resolve())
+    local = {name: value for name, value in local_parameters(api_url).items() if name in declared}
+    return {**local, **samconfig_parameters(template_path.parent / "samconfig.toml", environment), **overrides}
+
+
+def _declared_parameters(path: Path) -> frozenset[str]:
+    try:
+        stamp = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return frozenset()
+    return _declared_at(path, stamp)
+
+
+@functools.cache
+def _declared_at(path: Path, stamp: int) -> frozenset[str]:
+    return frozenset(load_yaml(path).get("Parameters") or {})
 
 
 class LocalStack:
@@ -99,7 +128,7 @@ class LocalStack:
         self.moto_port = moto_port
         self.api_url = f"http://{host}:{api_port}"
         self.moto_url = f"http://{host}:{moto_port}"
-        self.parameters = template_parameters(template_path, environment, parameter_overrides or {})
+        self.parameters = template_parameters(template_path, environment, parameter_overrides or {}, self.api_url)
         self.run_schedules = schedules
         self.run_pollers = pollers
         self.concurrency = concurrency

@@ -13,15 +13,20 @@ app = create_app()
 settings = Once(DocsSettings)
 
 
-@cache
 def document() -> dict:
+    # The server URL is the public one, which a stack without a custom domain learns per request.
+    return _document(settings().public_base_url)
+
+
+@cache
+def _document(server_url: str) -> dict:
     extra = []
     if settings().document_sandbox:
         # The dev stage's sandbox, from its own layer (prod deploys neither the layer nor this branch's use).
         from payrail_sandbox.api import resolver
 
         extra.append(resolver())
-    return merged_openapi(FUNCTIONS_ROOT, server_url=settings().public_base_url, extra=extra)
+    return merged_openapi(FUNCTIONS_ROOT, server_url=server_url, extra=extra)
 
 
 @app.get("/openapi.json", summary="The OpenAPI document of every route", tags=["Operations"], include_in_schema=False)

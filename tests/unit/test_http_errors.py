@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 
 import pytest
 from payrail.errors import Conflict, DependencyFailure, NotFound, RateLimited, Unauthorized
@@ -112,3 +114,25 @@ def test_a_response_that_breaks_its_own_model_is_a_500_not_the_clients_fault() -
     response = handler(_event("GET", "/broken"), LambdaContext())
     assert response["statusCode"] == 500
     assert json.loads(response["body"])["type"] == "urn:payrail:problem:internal-error"
+
+
+def test_every_log_line_of_a_request_names_its_api_request_id_beside_a_client_chosen_correlation_id() -> None:
+    from payrail.observability import logger
+
+    # Given a client that chose its own correlation id (so the API's access log line, keyed by
+    # requestId, cannot carry it)
+    event = _event("GET", "/fail/bug")
+    event["headers"]["x-correlation-id"] = "client-chosen-1"
+    stream = io.StringIO()
+    listener = logging.StreamHandler(stream)
+    listener.setFormatter(logger.registered_formatter)
+    logging.getLogger(logger.name).addHandler(listener)
+    try:
+        # When the request fails and is logged
+        handler(event, LambdaContext())
+    finally:
+        logging.getLogger(logger.name).removeHandler(listener)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    # Then its log lines carry both ids, joining the access log to the function's logs
+    assert lines
+    assert {(line.get("correlation_id"), line.get("api_request_id")) for line in lines} == {("client-chosen-1", "req-1")}

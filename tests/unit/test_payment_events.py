@@ -59,3 +59,39 @@ def test_an_unknown_type_is_accepted_with_any_data_and_moves_nothing() -> None:
 def test_malformed_events_are_validation_errors(raw: bytes) -> None:
     with pytest.raises(ValidationFailed):
         parse_event(raw)
+
+
+@pytest.mark.parametrize(
+    ("target", "outcome", "finished"),
+    [
+        ("paid", "applied", [("PayoutsFinished", "status", "paid")]),
+        ("failed", "applied", [("PayoutsFinished", "status", "failed")]),
+        ("processing", "applied", []),
+        ("paid", "duplicate", []),
+        ("paid", "ignored", []),
+    ],
+)
+def test_a_payout_that_finishes_is_counted_once_by_status(
+    monkeypatch: pytest.MonkeyPatch, target: str, outcome: str, finished: list
+) -> None:
+    from contextlib import contextmanager
+
+    from payrail.db.payment_events import Outcome, StatusChange
+    from payrail.domain.payout_status import PayoutStatus
+    from payrail.webhooks import apply
+
+    emitted: list[tuple[str, str, str]] = []
+
+    @contextmanager
+    def recorder(name: str, **_: object):
+        class Metric:
+            def add_dimension(self, name: str, value: str) -> None:
+                emitted.append((metric_name, name, value))
+
+        metric_name = name
+        yield Metric()
+
+    monkeypatch.setattr(apply, "single_metric", recorder)
+    monkeypatch.setattr(apply, "apply_status_change", lambda change: (Outcome(outcome), None))
+    apply.apply_change(StatusChange("evt_1", f"payout.{target}", "po_1", PayoutStatus(target)))
+    assert [entry for entry in emitted if entry[0] == "PayoutsFinished"] == finished

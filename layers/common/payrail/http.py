@@ -35,6 +35,7 @@ from payrail.observability import (
     set_correlation_id,
     tracer,
 )
+from payrail.settings import REQUEST_ORIGIN
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:payrail:problem:"
@@ -305,6 +306,17 @@ def with_security_headers(response: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
+def request_origin(event: Mapping[str, Any]) -> str:
+    """``https://`` + the domain API Gateway received the request on (its execute-api domain or a
+    custom domain), from the request context, which API Gateway writes and the client cannot.
+    API Gateway serves HTTPS only. Empty when the event names no domain."""
+    domain = (event.get("requestContext") or {}).get("domainName") or ""
+    return f"https://{domain}" if _DOMAIN.fullmatch(domain) else ""
+
+
+_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?")
+
+
 def api_handler(handler: LambdaHandler) -> LambdaHandler:
     """Logger, metrics and tracer around an API Gateway handler, and the correlation id on every response."""
 
@@ -312,13 +324,19 @@ def api_handler(handler: LambdaHandler) -> LambdaHandler:
     def with_correlation_id(event: dict[str, Any], context: Any) -> dict[str, Any]:
         cid = _request_correlation_id(event)
         set_correlation_id(cid)
+        # The key of this request's line in the API's access log, also when the client chose the correlation id.
+        logger.append_keys(api_request_id=(event.get("requestContext") or {}).get("requestId"))
         # API Gateway passes rawPath as the client wrote it, percent-encoding included, and
         # Powertools takes path parameters from it as they are: "/payouts/po%5F1" would look up
         # "po%5F1" and be validated at three times its length. Decode it once, as API Gateway
         # decodes pathParameters, before the resolver routes on it.
         if "%" in event.get("rawPath", ""):
             event = {**event, "rawPath": unquote(event["rawPath"])}
-        response = with_security_headers(handler(event, context))
+        origin = REQUEST_ORIGIN.set(request_origin(event))
+        try:
+            response = with_security_headers(handler(event, context))
+        finally:
+            REQUEST_ORIGIN.reset(origin)
         response["headers"][CORRELATION_HEADER] = cid
         return response
 

@@ -14,8 +14,14 @@ from __future__ import annotations
 
 import os
 import threading
+from contextvars import ContextVar
+from typing import ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# The origin (``https://{domain}``) of the API request being served, set by the API handler
+# decorator for the length of one invocation; empty outside a request (workers, schedules).
+REQUEST_ORIGIN: ContextVar[str] = ContextVar("payrail_request_origin", default="")
 
 
 class Settings(BaseModel):
@@ -41,7 +47,12 @@ class Once[S: Settings]:
             with self._lock:
                 if self._value is None:
                     self._value = self.settings_class.model_validate(dict(os.environ))
-        return self._value
+        value = self._value
+        if isinstance(value, PublicUrlSettings) and not value.public_base_url:
+            origin = REQUEST_ORIGIN.get()
+            if origin:
+                return value.served_at(origin)
+        return value
 
 
 # -------------------------------------------------------------------- shared pieces
@@ -50,7 +61,35 @@ class TableSettings(Settings):
 
 
 class PublicUrlSettings(Settings):
+    """Where this API is reached from outside.
+
+    ``PUBLIC_BASE_URL`` is the stack's public URL (its custom domain; the local stack's address).
+    Empty means a stack deployed without one: a function behind the API cannot be told its own
+    URL (its route would make the API depend on the function and the function on the API), so
+    it serves each request at the origin that request came to, ``https://`` plus the API
+    Gateway domain in the request context (set by API Gateway, not by the client). A URL setting
+    listed in ``RELATIVE_URLS`` may then be a path (``/sandbox/idp``): a path on this API."""
+
+    RELATIVE_URLS: ClassVar[tuple[str, ...]] = ()
+
     public_base_url: str = Field(default="http://127.0.0.1:3000", alias="PUBLIC_BASE_URL")
+
+    @model_validator(mode="after")
+    def _paths_on_the_public_url(self) -> Self:
+        if self.public_base_url:
+            for name, value in self._relative_paths(self.public_base_url).items():
+                object.__setattr__(self, name, value)
+        return self
+
+    def _relative_paths(self, origin: str) -> dict[str, str]:
+        names = {name for klass in type(self).__mro__ for name in vars(klass).get("RELATIVE_URLS", ())}
+        return {name: origin.rstrip("/") + value for name in names if (value := getattr(self, name)).startswith("/")}
+
+    def served_at(self, origin: str) -> Self:
+        """These settings for a request to ``origin`` (``https://host``) when no public URL is configured."""
+        if self.public_base_url:
+            return self
+        return self.model_copy(update={"public_base_url": origin.rstrip("/"), **self._relative_paths(origin)})
 
 
 class SignedInSettings(PublicUrlSettings):
@@ -87,6 +126,8 @@ class WebhookSecretSettings(Settings):
 class BankProviderSettings(PublicUrlSettings):
     """Where the bank's OAuth and transactions API live and who we are to it."""
 
+    RELATIVE_URLS = ("bank_base_url",)
+
     bank_base_url: str = Field(alias="BANK_BASE_URL", min_length=1)
     bank_client_id: str = Field(default="payrail", alias="BANK_CLIENT_ID", min_length=1)
     bank_timeout_seconds: float = Field(default=10.0, alias="BANK_TIMEOUT_SECONDS", gt=0)
@@ -112,6 +153,8 @@ class BankSyncRequestSettings(BankSyncQueueSettings):
 
 
 class OidcSettings(PublicUrlSettings):
+    RELATIVE_URLS = ("issuer",)
+
     issuer: str = Field(alias="OIDC_ISSUER", min_length=1)
     client_id: str = Field(alias="OIDC_CLIENT_ID", min_length=1)
     client_secret_arn: str = Field(alias="OIDC_CLIENT_SECRET_ARN", min_length=1)

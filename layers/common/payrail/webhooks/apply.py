@@ -47,6 +47,10 @@ def apply_change(change: StatusChange) -> Outcome:
     outcome, payout = apply_status_change(change)
     with single_metric(name="PaymentEvents", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
         metric.add_dimension(name="outcome", value=outcome.value)
+    if outcome is Outcome.APPLIED and change.target is not None and change.target.value in ("paid", "failed"):
+        # Payouts finished, by how (the dashboard's paid / failed), counted once: only an applied change.
+        with single_metric(name="PayoutsFinished", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
+            metric.add_dimension(name="status", value=change.target.value)
     details = {
         "event_id": change.event_id,
         "event_type": change.event_type,
