@@ -11,6 +11,9 @@
   deliveries: none forged accepted, every payout's final status unchanged.
 
 Exits non-zero when an invariant failed. ``--payouts 40 --clients 4`` is the size CI runs.
+``--no-faults`` runs the same payouts and checks with no fault of any kind (provider, webhooks,
+SQS duplicates, killed invocations): the baseline the faulty run's settled payouts per minute is
+compared against.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from scenarios.signin import sign_in
 FAULTS = {"error_rate": 0.2, "rate_limit_rate": 0.1, "timeout_rate": 0.05, "latency_ms": 0}
 NO_FAULTS = {"error_rate": 0, "rate_limit_rate": 0, "timeout_rate": 0, "latency_ms": 0}
 STACK_OPTIONS = ["--duplicate-deliveries", "0.1", "--kill-rate", "0.05", "--max-visibility-timeout", "6"]
+STACK_OPTIONS_WITHOUT_FAULTS = ["--max-visibility-timeout", "6"]
 STACK_PARAMETERS = (
     "PayoutRateLimitPerMinute=100000 AuthRateLimitPerMinute=100000 PayoutRetryBackoffCapSeconds=8 "
     "ReconcileGraceSeconds=20 ReconcileStuckSeconds=30 ReconcileInFlightSeconds=40"
@@ -168,17 +172,19 @@ def _forged(api: httpx.Client, count: int, genuine: list[dict[str, Any]]) -> int
     return accepted
 
 
-def run(stack: RunningStack, count: int, clients: int, forgeries: int, timeout: float) -> Report:
+def run(stack: RunningStack, count: int, clients: int, forgeries: int, timeout: float, faults: bool = True) -> Report:
     report = Report()
     api = httpx.Client(base_url=stack.api_url, timeout=60)
+    webhook_failure_rate = 0.1 if faults else 0
     api.put(
-        "/sandbox/payments/webhooks", json={"enabled": True, "delay_seconds": 0, "failure_rate": 0.1, "scheme": "standard"}
+        "/sandbox/payments/webhooks",
+        json={"enabled": True, "delay_seconds": 0, "failure_rate": webhook_failure_rate, "scheme": "standard"},
     ).raise_for_status()
-    api.put("/sandbox/payments/faults", json=FAULTS).raise_for_status()
+    api.put("/sandbox/payments/faults", json=FAULTS if faults else NO_FAULTS).raise_for_status()
     tokens = [_sign_in(api, worker) for worker in range(clients)]
     started = time.monotonic()
 
-    print(f"▶ {count} payouts from {clients} clients under faults", flush=True)
+    print(f"▶ {count} payouts from {clients} clients {'under faults' if faults else 'with no faults'}", flush=True)
     ids = _create_all(stack.api_url, tokens, count, 0.10, report)
     wanted = set(ids.values())
 
@@ -232,7 +238,12 @@ def run(stack: RunningStack, count: int, clients: int, forgeries: int, timeout: 
     print(flush=True)
     not_final = {payout_id: status for payout_id, status in final.items() if status not in payouts.FINAL}
     missing = wanted - set(final)
-    report.counts.update(by_status=dict(Counter(final.values())), settle_seconds=round(time.monotonic() - started, 1))
+    settle_seconds = time.monotonic() - started
+    report.counts.update(
+        by_status=dict(Counter(final.values())),
+        settle_seconds=round(settle_seconds, 1),
+        settled_per_minute=round(sum(status in payouts.FINAL for status in final.values()) / settle_seconds * 60, 1),
+    )
     report.check(
         not not_final and not missing,
         f"every payout reached paid or failed in {report.counts['settle_seconds']} s ({dict(Counter(final.values()))})",
@@ -305,11 +316,13 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--forgeries", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=900, help="seconds for every payout to settle")
+    parser.add_argument("--no-faults", action="store_true", help="the baseline: the same run with no fault injected")
     args = parser.parse_args()
-    print("Starting a fresh local stack with fault injection…", flush=True)
-    stack = RunningStack(Path(tempfile.mkdtemp(prefix="payrail-chaos-")), parameters=STACK_PARAMETERS, start_options=STACK_OPTIONS)
+    print(f"Starting a fresh local stack {'without' if args.no_faults else 'with'} fault injection…", flush=True)
+    options = STACK_OPTIONS_WITHOUT_FAULTS if args.no_faults else STACK_OPTIONS
+    stack = RunningStack(Path(tempfile.mkdtemp(prefix="payrail-chaos-")), parameters=STACK_PARAMETERS, start_options=options)
     try:
-        report = run(stack, args.payouts, args.clients, args.forgeries, args.timeout)
+        report = run(stack, args.payouts, args.clients, args.forgeries, args.timeout, faults=not args.no_faults)
     finally:
         stack.stop()
     print(json.dumps(report.counts, indent=2))
