@@ -14,6 +14,7 @@ from tests.e2e.conftest import RunningStack
 from tests.e2e.signin import BINDING_COOKIE, finish, sign_in_tokens, start
 
 pytestmark = pytest.mark.e2e
+REUSE_GRACE_SECONDS = 10  # AuthSettings.refresh_reuse_grace_seconds's default, which the stack uses
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -41,7 +42,9 @@ def test_login_callback_me_refresh_reuse_and_logout(api: httpx.Client) -> None:
     new = rotated.json()
     assert new["refresh_token"] != tokens["refresh_token"]
     assert api.get("/auth/me", headers=_bearer(new["access_token"])).json()["sub"] == me.json()["sub"]
-    # Then the old refresh token is rejected, and presenting it revokes the whole family
+    # Then, once the reuse grace window (10 s by default) has passed, the old refresh token is
+    # rejected and presenting it revokes the whole family
+    time.sleep(REUSE_GRACE_SECONDS + 1.5)
     _is_problem(api.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}), 401)
     _is_problem(api.post("/auth/refresh", json={"refresh_token": new["refresh_token"]}), 401)
     # And a fresh session ends with logout: its refresh token stops working

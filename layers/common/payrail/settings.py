@@ -109,6 +109,10 @@ class OidcSettings(PublicUrlSettings):
     issuer: str = Field(alias="OIDC_ISSUER", min_length=1)
     client_id: str = Field(alias="OIDC_CLIENT_ID", min_length=1)
     client_secret_arn: str = Field(alias="OIDC_CLIENT_SECRET_ARN", min_length=1)
+    # How long the provider's JWKS is trusted before it is fetched again (a key the provider
+    # removed is refused after this), and the least time between refetches for an unknown kid.
+    jwks_lifespan_seconds: float = Field(default=300, alias="OIDC_JWKS_LIFESPAN_SECONDS", gt=0, le=86400)
+    jwks_refetch_cooldown_seconds: float = Field(default=60, alias="OIDC_JWKS_REFETCH_COOLDOWN_SECONDS", ge=0, le=3600)
 
     @property
     def redirect_uri(self) -> str:

@@ -104,12 +104,16 @@ def refresh(settings: AuthSettings, refresh_token: str | None) -> Tokens:
     if not refresh_token:
         raise Unauthorized("No refresh token was presented.")
     try:
-        issued = sessions.rotate(refresh_token)
+        rotated = sessions.rotate(
+            refresh_token,
+            lambda user_id, session_id: issue_access_token(settings, user_id, session_id),
+            grace_seconds=settings.refresh_reuse_grace_seconds,
+        )
     except sessions.RefreshReuse:
         metrics.add_metric(name="RefreshReuseDetected", unit=MetricUnit.Count, value=1)
         logger.warning("refresh token reuse detected; session revoked")
         raise
-    return _tokens(settings, issued)
+    return Tokens(access_token=rotated.access_token, refresh_token=rotated.refresh_token)
 
 
 def logout(refresh_token: str | None, principal: Principal | None) -> None:
