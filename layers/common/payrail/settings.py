@@ -156,6 +156,9 @@ class DocsSettings(PublicUrlSettings):
 
 class AuthSettings(TableSettings, SignedInSettings, OidcSettings):
     auth_rate_limit_per_minute: int = Field(default=60, alias="AUTH_RATE_LIMIT_PER_MINUTE", ge=1)
+    # How long a just-rotated refresh token, presented again, gets the same successor back
+    # instead of revoking its session (two tabs, a retry after a lost answer); RFC 9700 4.14.2.
+    refresh_reuse_grace_seconds: int = Field(default=10, alias="REFRESH_REUSE_GRACE_SECONDS", ge=0, le=120)
 
 
 class PayoutsApiSettings(TableSettings, SignedInSettings, PayoutsQueueSettings):

@@ -19,26 +19,41 @@ from payrail.settings import OidcSettings
 
 ALGORITHMS = ["RS256"]  # pinned: never "none", never HS256 (which would accept the public key as a secret)
 LEEWAY_SECONDS = 60
-JWKS_REFETCH_COOLDOWN_SECONDS = 60
 DISCOVERY_MAX_AGE_SECONDS = 3600
 HTTP_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 # Google documents both spellings of its issuer in ID tokens.
 _ISSUER_ALIASES = {"https://accounts.google.com": {"https://accounts.google.com", "accounts.google.com"}}
 
 
-class _ProviderCache:
-    """The discovery document and the JWKS, per process.
+class _JwksClient(jwt.PyJWKClient):
+    """pyjwt's PyJWKClient (a JWK-set cache with a lifespan, one forced refetch per cooldown for
+    an unknown ``kid``, under a lock), fetching over the service's httpx client instead of urllib:
+    one outbound HTTP stack, with its timeouts, no redirects, and a client that tests can fake.
+    The per-kid LRU (``cache_keys``) stays off: it never expires, so a key the provider removed
+    would stay trusted."""
 
-    pyjwt's PyJWKClient refetches the JWKS on every unknown ``kid``, which lets anyone make this
-    service hammer the provider with made-up kids; here an unknown kid triggers at most one
-    refetch per cooldown period, and keys are parsed with pyjwt's PyJWKSet."""
+    def __init__(self, uri: str, lifespan: float, cooldown: float) -> None:
+        super().__init__(uri, cache_keys=False, cache_jwk_set=True, lifespan=lifespan, cooldown_duration=cooldown)
+        self.http: httpx.Client | None = None
+
+    def fetch_data(self) -> Any:
+        if self.http is None:
+            raise DependencyFailure("No HTTP client for the identity provider's JWKS.")
+        jwk_set = _get_json(self.http, self.uri)
+        if self.jwk_set_cache is not None:
+            self.jwk_set_cache.put(jwk_set)
+        self._last_successful_fetch = time.monotonic()
+        return jwk_set
+
+
+class _ProviderCache:
+    """The discovery document and the JWKS client, per process."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._discovery: dict[str, Any] | None = None
         self._discovery_at = 0.0
-        self._keys: dict[str, Any] = {}
-        self._keys_at = float("-inf")
+        self._jwks: _JwksClient | None = None
 
     def discovery(self, client: httpx.Client, issuer: str) -> dict[str, Any]:
         with self._lock:
@@ -48,21 +63,30 @@ class _ProviderCache:
                 self._discovery_at = time.monotonic()
             return self._discovery
 
-    def key(self, client: httpx.Client, kid: str) -> Any:
+    def key(self, settings: OidcSettings, client: httpx.Client, kid: str) -> Any:
         with self._lock:
-            if kid not in self._keys and time.monotonic() - self._keys_at >= JWKS_REFETCH_COOLDOWN_SECONDS:
-                jwks_uri = self._discovery["jwks_uri"] if self._discovery else None
-                if jwks_uri:
-                    key_set = jwt.PyJWKSet.from_dict(_get_json(client, jwks_uri))
-                    self._keys = {key.key_id: key.key for key in key_set.keys if key.key_id}
-                    self._keys_at = time.monotonic()
-            if kid not in self._keys:
-                raise Unauthorized("The ID token is signed with an unknown key.")
-            return self._keys[kid]
+            jwks_uri = self._discovery.get("jwks_uri") if self._discovery else None
+            if not isinstance(jwks_uri, str) or not jwks_uri:
+                raise DependencyFailure("The identity provider's discovery document names no jwks_uri.")
+            lifespan, cooldown = settings.jwks_lifespan_seconds, settings.jwks_refetch_cooldown_seconds
+            current = self._jwks
+            if current is None or (current.uri, current.jwk_set_cache and current.jwk_set_cache.lifespan, current.cooldown_duration) != (
+                jwks_uri,
+                lifespan,
+                cooldown,
+            ):
+                current = self._jwks = _JwksClient(jwks_uri, lifespan, cooldown)
+            current.http = client
+        try:
+            return current.get_signing_key(kid).key
+        except jwt.PyJWKClientConnectionError as error:
+            raise DependencyFailure("The identity provider's JWKS cannot be fetched.") from error
+        except jwt.PyJWKClientError as error:
+            raise Unauthorized("The ID token is signed with an unknown key.") from error
 
     def reset(self) -> None:
         with self._lock:
-            self._discovery, self._keys, self._keys_at = None, {}, float("-inf")
+            self._discovery, self._jwks = None, None
 
 
 provider = _ProviderCache()
@@ -131,7 +155,7 @@ def verify_id_token(settings: OidcSettings, client: httpx.Client, id_token: str,
     if header.get("alg") not in ALGORITHMS:
         raise Unauthorized("The ID token's algorithm is not accepted.")
     provider.discovery(client, settings.issuer)
-    key = provider.key(client, str(header.get("kid")))
+    key = provider.key(settings, client, str(header.get("kid")))
     expected = settings
     try:
         claims: dict[str, Any] = jwt.decode(
