@@ -56,7 +56,7 @@ def login(
         **problems(
             {
                 400: "No code, or the state is missing, unknown, used, expired or from another browser",
-                401: "The provider refused the code, or the ID token is not valid",
+                401: "The provider refused the code, the ID token is not valid, UserInfo is for another sub, or no email was shared",
             }
         ),
         **LIMITED,

@@ -1,14 +1,24 @@
-"""The OpenID Connect relying party: discovery, the code exchange and ID-token verification.
+"""The OpenID Connect relying party: discovery, the code exchange, ID-token verification and
+UserInfo.
 
 The provider is configuration only (issuer, client id, client secret's location): the sandbox
 provider locally and on the dev stage, Google in production.
+
+The client authenticates at the token endpoint with ``client_secret_basic`` (HTTP Basic, the
+OpenID Connect default) when the discovery document's ``token_endpoint_auth_methods_supported``
+allows it, else with ``client_secret_post``. Claims the ID token leaves out (``email``, ``name``;
+OIDC Core 5.4 lets a code-flow provider serve them from UserInfo only) are fetched from the
+``userinfo_endpoint`` with the access token; its ``sub`` must equal the ID token's (5.3.2).
 """
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote_plus
 
 import httpx
 import jwt
@@ -21,6 +31,12 @@ ALGORITHMS = ["RS256"]  # pinned: never "none", never HS256 (which would accept 
 LEEWAY_SECONDS = 60
 DISCOVERY_MAX_AGE_SECONDS = 3600
 HTTP_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+# Token endpoint client authentication, in order of preference; OIDC Discovery's default when the
+# document does not say is client_secret_basic (RFC 6749 2.3.1 calls the other NOT RECOMMENDED).
+CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+DEFAULT_CLIENT_AUTH_METHODS = ["client_secret_basic"]
+# The profile claims sign-in stores; those the ID token lacks are asked of UserInfo.
+PROFILE_CLAIMS = ("email", "name")
 # Google documents both spellings of its issuer in ID tokens.
 _ISSUER_ALIASES = {"https://accounts.google.com": {"https://accounts.google.com", "accounts.google.com"}}
 
@@ -120,29 +136,94 @@ def authorization_url(
     return str(httpx.URL(endpoint, params=query))
 
 
-def exchange_code(settings: OidcSettings, client: httpx.Client, code: str, code_verifier: str) -> str:
-    """The ID token for an authorization code; Unauthorized when the provider refuses it."""
-    token_endpoint = provider.discovery(client, settings.issuer)["token_endpoint"]
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "code_verifier": code_verifier,
-        "redirect_uri": settings.redirect_uri,
-        "client_id": settings.client_id,
-        "client_secret": str(parameters.get_secret(settings.client_secret_arn, max_age=300)),
-    }
+@dataclass(frozen=True)
+class TokenSet:
+    """What the token endpoint answered: the ID token, and the access token for UserInfo."""
+
+    id_token: str
+    access_token: str | None
+
+
+def client_auth_method(discovery: dict[str, Any]) -> str:
+    """How to authenticate at the token endpoint: the first of ours the provider supports."""
+    supported = discovery.get("token_endpoint_auth_methods_supported") or DEFAULT_CLIENT_AUTH_METHODS
+    for method in CLIENT_AUTH_METHODS:
+        if method in supported:
+            return method
+    raise DependencyFailure("The identity provider's token endpoint supports neither client_secret_basic nor client_secret_post.")
+
+
+def basic_credentials(client_id: str, client_secret: str) -> str:
+    """The HTTP Basic header of RFC 6749 2.3.1: id and secret each form-urlencoded, then joined."""
+    joined = f"{quote_plus(client_id)}:{quote_plus(client_secret)}"
+    return "Basic " + base64.b64encode(joined.encode()).decode()
+
+
+def exchange_code(settings: OidcSettings, client: httpx.Client, code: str, code_verifier: str) -> TokenSet:
+    """The tokens for an authorization code; Unauthorized when the provider refuses it."""
+    discovery = provider.discovery(client, settings.issuer)
+    client_secret = str(parameters.get_secret(settings.client_secret_arn, max_age=300))
+    form = {"grant_type": "authorization_code", "code": code, "code_verifier": code_verifier, "redirect_uri": settings.redirect_uri}
+    headers = {"Accept": "application/json"}
+    if client_auth_method(discovery) == "client_secret_basic":
+        headers["Authorization"] = basic_credentials(settings.client_id, client_secret)
+    else:
+        form.update(client_id=settings.client_id, client_secret=client_secret)
     try:
-        response = client.post(token_endpoint, data=form, timeout=HTTP_TIMEOUT, headers={"Accept": "application/json"})
+        response = client.post(discovery["token_endpoint"], data=form, timeout=HTTP_TIMEOUT, headers=headers)
     except httpx.HTTPError as error:
         raise DependencyFailure("The identity provider's token endpoint did not answer.") from error
     if response.status_code in (400, 401):
         raise Unauthorized("The identity provider refused the code exchange.")
     if response.status_code != 200:
         raise DependencyFailure(f"The identity provider's token endpoint answered {response.status_code}.")
-    id_token = response.json().get("id_token")
+    try:
+        body = response.json()
+    except ValueError as error:
+        raise DependencyFailure("The identity provider's token endpoint answered something other than JSON.") from error
+    id_token, access_token = body.get("id_token"), body.get("access_token")
     if not isinstance(id_token, str):
         raise Unauthorized("The identity provider returned no ID token.")
-    return id_token
+    return TokenSet(id_token=id_token, access_token=access_token if isinstance(access_token, str) and access_token else None)
+
+
+def userinfo(settings: OidcSettings, client: httpx.Client, access_token: str, subject: str) -> dict[str, Any]:
+    """The UserInfo claims for the access token (empty when the provider has no UserInfo
+    endpoint); Unauthorized when they describe another ``sub`` than the ID token's."""
+    endpoint = provider.discovery(client, settings.issuer).get("userinfo_endpoint")
+    if not isinstance(endpoint, str) or not endpoint:
+        return {}
+    try:
+        response = client.get(
+            endpoint, headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"}, timeout=HTTP_TIMEOUT
+        )
+    except httpx.HTTPError as error:
+        raise DependencyFailure("The identity provider's UserInfo endpoint did not answer.") from error
+    if response.status_code in (401, 403):
+        raise Unauthorized("The identity provider's UserInfo endpoint refused the access token.")
+    if response.status_code != 200:
+        raise DependencyFailure(f"The identity provider's UserInfo endpoint answered {response.status_code}.")
+    try:
+        claims = response.json()  # a signed or encrypted (application/jwt) answer is not supported
+    except ValueError as error:
+        raise DependencyFailure("The identity provider's UserInfo endpoint answered something other than JSON.") from error
+    if not isinstance(claims, dict):
+        raise DependencyFailure("The identity provider's UserInfo answer is not a JSON object.")
+    if claims.get("sub") != subject:
+        raise Unauthorized("The identity provider's UserInfo describes another user than its ID token (sub mismatch).")
+    return claims
+
+
+def profile_claims(settings: OidcSettings, client: httpx.Client, tokens: TokenSet, id_claims: dict[str, Any]) -> dict[str, str]:
+    """``email`` and ``name``: from the ID token, and from UserInfo for those it lacks (only then
+    is UserInfo called). A claim neither gives is left out."""
+    profile = {name: str(id_claims[name]) for name in PROFILE_CLAIMS if isinstance(id_claims.get(name), str) and id_claims[name]}
+    if len(profile) < len(PROFILE_CLAIMS) and tokens.access_token:
+        extra = userinfo(settings, client, tokens.access_token, str(id_claims["sub"]))
+        for name in PROFILE_CLAIMS:
+            if name not in profile and isinstance(extra.get(name), str) and extra[name]:
+                profile[name] = extra[name]
+    return profile
 
 
 def verify_id_token(settings: OidcSettings, client: httpx.Client, id_token: str, nonce: str) -> dict[str, Any]:

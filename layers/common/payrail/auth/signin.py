@@ -66,11 +66,16 @@ def complete_login(
         raise ValidationFailed(f"The identity provider refused the sign-in: {provider_error[:100]}.")
     if not code:
         raise ValidationFailed("The callback has no code.")
-    id_token = oidc.exchange_code(settings, _http(), code, consumed.code_verifier)
-    claims = oidc.verify_id_token(settings, _http(), id_token, consumed.nonce)
+    provider_tokens = oidc.exchange_code(settings, _http(), code, consumed.code_verifier)
+    claims = oidc.verify_id_token(settings, _http(), provider_tokens.id_token, consumed.nonce)
+    profile = oidc.profile_claims(settings, _http(), provider_tokens, claims)
+    if "email" not in profile:
+        # Not stored empty: every account has the address its provider vouches for.
+        raise Unauthorized(
+            "The identity provider shared no email address (neither in the ID token nor from UserInfo); grant the email scope."
+        )
     user_id = hashlib.sha256(f"{claims['iss']}|{claims['sub']}".encode()).hexdigest()[:32]
-    email = str(claims.get("email", ""))
-    sessions.upsert_user(user_id, email, str(claims.get("name") or email), clock.text())
+    sessions.upsert_user(user_id, profile["email"], profile.get("name") or profile["email"], clock.text())
     issued = sessions.start_session(user_id)
     metrics.add_metric(name="SignIns", unit=MetricUnit.Count, value=1)
     logger.info("signed in", extra={"user_id": user_id, "session_id": issued.session_id})
