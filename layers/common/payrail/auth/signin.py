@@ -14,14 +14,14 @@ from pydantic import BaseModel, Field
 
 from payrail import clock
 from payrail.auth import oauth_state, oidc
-from payrail.auth.guard import ACCESS_COOKIE, check_origin, cookies_of
+from payrail.auth.guard import ACCESS_COOKIE, SECURE_PREFIX, check_origin, only_cookie, unprefixed
 from payrail.auth.tokens import ACCESS_TOKEN_SECONDS, Principal, issue_access_token
 from payrail.db import ratelimit, sessions
 from payrail.errors import NotFound, Unauthorized, ValidationFailed
 from payrail.observability import logger, metrics
 from payrail.settings import AuthSettings
 
-REFRESH_COOKIE = "payrail_refresh"
+REFRESH_COOKIE = SECURE_PREFIX + "payrail_refresh"  # __Secure-, not __Host-: its Path is /auth
 SIGNIN = "signin"
 
 
@@ -99,7 +99,7 @@ def presented_refresh(
     (browsers, which must then send an allowed Origin)."""
     if body_token:
         return PresentedRefresh(body_token, from_cookie=False)
-    from_cookie = cookies_of(cookie_list).get(REFRESH_COOKIE)
+    from_cookie = only_cookie(cookie_list, REFRESH_COOKIE)
     if from_cookie:
         check_origin(settings, method, headers)
     return PresentedRefresh(from_cookie, from_cookie=bool(from_cookie))
@@ -151,8 +151,8 @@ def binding_cookie(binding: str) -> Cookie:
 
 
 def session_cookies(tokens: Tokens) -> list[Cookie]:
-    """The access token for every route (Lax: sent on top-level navigation back from the
-    provider) and the refresh token only to /auth (Strict)."""
+    """The access token for every route (``__Host-``; Lax: sent on top-level navigation back from
+    the provider) and the refresh token only to /auth (``__Secure-``; Strict)."""
     return [
         Cookie(
             ACCESS_COOKIE,
@@ -179,9 +179,19 @@ def cleared_binding_cookie() -> Cookie:
     return Cookie(oauth_state.BINDING_COOKIE, "", path="/auth", secure=True, http_only=True, max_age=0, same_site=SameSite.LAX_MODE)
 
 
+def cleared_unprefixed_cookies() -> list[Cookie]:
+    """Expire the unprefixed session cookies of earlier releases, which would otherwise sit next
+    to the prefixed ones (a request with both is refused) until they expire."""
+    return [
+        Cookie(unprefixed(ACCESS_COOKIE), "", path="/", secure=True, http_only=True, max_age=0, same_site=SameSite.LAX_MODE),
+        Cookie(unprefixed(REFRESH_COOKIE), "", path="/auth", secure=True, http_only=True, max_age=0, same_site=SameSite.STRICT_MODE),
+    ]
+
+
 def cleared_cookies() -> list[Cookie]:
     return [
         Cookie(ACCESS_COOKIE, "", path="/", secure=True, http_only=True, max_age=0, same_site=SameSite.LAX_MODE),
         Cookie(REFRESH_COOKIE, "", path="/auth", secure=True, http_only=True, max_age=0, same_site=SameSite.STRICT_MODE),
         cleared_binding_cookie(),
+        *cleared_unprefixed_cookies(),
     ]
