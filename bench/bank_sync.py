@@ -119,7 +119,7 @@ def main() -> int:
         signed_in = SignedInSettings.model_validate(environment)
         auth = {"Authorization": f"Bearer {issue_access_token(signed_in, user_id, 'bench')}"}
         start = http.get("/bank/connect", params={"login_hint": login}, headers=auth)
-        binding = next(c for c in start.headers.get_list("set-cookie") if c.startswith("payrail_oauth=")).split(";")[0]
+        binding = next(c for c in start.headers.get_list("set-cookie") if c.startswith("__Secure-payrail_oauth=")).split(";")[0]
         callback = http.get(start.headers["location"]).headers["location"]
         connection_id = http.get(callback, headers={"Accept": "application/json", "Cookie": binding}).json()["id"]
         seeding_started = time.perf_counter()

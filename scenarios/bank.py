@@ -13,7 +13,7 @@ def link(api: httpx.Client, auth: dict[str, str], login: str) -> dict[str, Any]:
     """GET /bank/connect → the sandbox bank signs in ``login`` → GET /bank/callback; the connection."""
     start = api.get("/bank/connect", params={"login_hint": login}, headers=auth)
     assert start.status_code == 302, start.text
-    binding = next(c for c in start.headers.get_list("set-cookie") if c.startswith("payrail_oauth=")).split(";")[0]
+    binding = next(c for c in start.headers.get_list("set-cookie") if c.startswith("__Secure-payrail_oauth=")).split(";")[0]
     at_bank = api.get(start.headers["location"])
     assert at_bank.status_code == 302, at_bank.text
     back = api.get(at_bank.headers["location"], headers={"Accept": "application/json", "Cookie": binding})

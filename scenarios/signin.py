@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-BINDING_COOKIE = "payrail_oauth"
+BINDING_COOKIE = "__Secure-payrail_oauth"
 
 
 @dataclass

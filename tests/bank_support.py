@@ -64,10 +64,12 @@ class BankWorld:
         """The whole linking flow: connect, the bank's authorize, the callback; the new connection."""
         start = self.http.get("/bank/connect", params={"login_hint": login}, headers=self.auth(user_id))
         assert start.status_code == 302, start.text
-        binding = start.cookies.get("payrail_oauth") or _cookie(start, "payrail_oauth")
+        binding = binding_cookie(start)
         at_bank = self.http.get(start.headers["location"])
         assert at_bank.status_code == 302, at_bank.text
-        back = self.http.get(at_bank.headers["location"], headers={"Accept": "application/json", "Cookie": f"payrail_oauth={binding}"})
+        back = self.http.get(
+            at_bank.headers["location"], headers={"Accept": "application/json", "Cookie": f"__Secure-payrail_oauth={binding}"}
+        )
         assert back.status_code == 201, back.text
         return back.json()
 
@@ -136,7 +138,9 @@ class BankWorld:
         return json.dumps(items, default=str)
 
 
-def _cookie(response: httpx.Response, name: str) -> str:
+def binding_cookie(response: httpx.Response) -> str:
+    """The OAuth binding cookie a /bank/connect answer sets (httpx's jar keeps no Secure cookie over http)."""
+    name = "__Secure-payrail_oauth"
     for header in response.headers.get_list("set-cookie"):
         key, _, rest = header.partition("=")
         if key.strip() == name:

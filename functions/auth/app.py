@@ -3,8 +3,9 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from payrail.auth import signin
-from payrail.auth.guard import SIGNED_IN, cookies_of, require_user
+from payrail.auth.guard import SIGNED_IN, only_cookie, require_user
 from payrail.auth.oauth_state import BINDING_COOKIE, REDIRECT_PATTERN
+from payrail.errors import ValidationFailed
 from payrail.http import NO_STORE, api_handler, create_app, json_response, problems, redirect, wants_json
 from payrail.settings import AuthSettings, Once
 from pydantic import BaseModel, Field
@@ -56,7 +57,7 @@ def login(
         **problems(
             {
                 400: "No code, or the state is missing, unknown, used, expired or from another browser",
-                401: "The provider refused the code, or the ID token is not valid",
+                401: "The provider refused the code, the ID token is not valid, UserInfo is for another sub, or no email was shared",
             }
         ),
         **LIMITED,
@@ -69,9 +70,9 @@ def callback(
     error: Annotated[str | None, Query(max_length=256)] = None,
 ) -> Response[signin.Tokens | str]:
     signin.limit(settings(), _client_address())
-    binding = cookies_of(app.current_event.cookies).get(BINDING_COOKIE)
+    binding = only_cookie(app.current_event.cookies, BINDING_COOKIE, refuse=ValidationFailed)
     tokens, redirect_to = signin.complete_login(settings(), code, state, binding, error)
-    cookies = [signin.cleared_binding_cookie(), *signin.session_cookies(tokens)]
+    cookies = [signin.cleared_binding_cookie(), *signin.cleared_unprefixed_cookies(), *signin.session_cookies(tokens)]
     if wants_json(app):
         return Response(200, "application/json", tokens, headers=NO_STORE, cookies=cookies)
     return redirect(redirect_to, cookies)
@@ -85,7 +86,7 @@ def callback(
         200: {"description": "New tokens (and cookies, when the refresh token came in a cookie)"},
         **problems(
             {
-                401: "No refresh token, or an unknown, expired or reused one (reuse revokes the session)",
+                401: "No refresh token, an unknown, expired or reused one (reuse revokes the session), or two refresh cookies",
                 403: "A refresh cookie sent from an Origin that is not allowed",
             }
         ),

@@ -2,10 +2,11 @@ from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from payrail.auth.guard import SIGNED_IN, cookies_of, require_user
+from payrail.auth.guard import SIGNED_IN, only_cookie, require_user
 from payrail.auth.oauth_state import BINDING_COOKIE, REDIRECT_PATTERN
 from payrail.bank import linking, reading, schedule
 from payrail.bank.cookies import binding_cookie, cleared_binding_cookie
+from payrail.errors import ValidationFailed
 from payrail.http import CURSOR_PATTERN, ID_PATTERN, NO_STORE, api_handler, create_app, json_response, problems, redirect, wants_json
 from payrail.settings import BankApiSettings, Once
 from pydantic import BaseModel, Field
@@ -52,7 +53,7 @@ def callback(
     state: Annotated[str | None, Query(max_length=256)] = None,
     error: Annotated[str | None, Query(max_length=256)] = None,
 ) -> Response[reading.Connection | str]:
-    binding = cookies_of(app.current_event.cookies).get(BINDING_COOKIE)
+    binding = only_cookie(app.current_event.cookies, BINDING_COOKIE, refuse=ValidationFailed)
     linked = linking.callback(settings(), code, state, error, binding)
     cookies = [cleared_binding_cookie()]
     if wants_json(app):

@@ -14,6 +14,7 @@ from tests.e2e.conftest import RunningStack
 from tests.e2e.signin import BINDING_COOKIE, finish, sign_in_tokens, start
 
 pytestmark = pytest.mark.e2e
+REUSE_GRACE_SECONDS = 10  # AuthSettings.refresh_reuse_grace_seconds's default, which the stack uses
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -41,7 +42,9 @@ def test_login_callback_me_refresh_reuse_and_logout(api: httpx.Client) -> None:
     new = rotated.json()
     assert new["refresh_token"] != tokens["refresh_token"]
     assert api.get("/auth/me", headers=_bearer(new["access_token"])).json()["sub"] == me.json()["sub"]
-    # Then the old refresh token is rejected, and presenting it revokes the whole family
+    # Then, once the reuse grace window (10 s by default) has passed, the old refresh token is
+    # rejected and presenting it revokes the whole family
+    time.sleep(REUSE_GRACE_SECONDS + 1.5)
     _is_problem(api.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}), 401)
     _is_problem(api.post("/auth/refresh", json={"refresh_token": new["refresh_token"]}), 401)
     # And a fresh session ends with logout: its refresh token stops working
@@ -56,14 +59,14 @@ def test_the_browser_flow_redirects_with_hardened_cookies(api: httpx.Client) -> 
     assert response.status_code == 302
     assert response.headers["location"] == "/payouts?page=1"
     cookies = {c.split("=", 1)[0]: c for c in response.headers.get_list("set-cookie")}
-    for name in ("payrail_access", "payrail_refresh"):
+    for name in ("__Host-payrail_access", "__Secure-payrail_refresh"):
         attributes = cookies[name].lower()
         assert "httponly" in attributes, cookies[name]
         assert "secure" in attributes, cookies[name]
         assert "samesite" in attributes, cookies[name]
-    assert "path=/auth" in cookies["payrail_refresh"].lower()
-    access = cookies["payrail_access"].split(";")[0].split("=", 1)[1]
-    assert api.get("/auth/me", cookies={"payrail_access": access}).status_code == 200
+    assert "path=/auth" in cookies["__Secure-payrail_refresh"].lower()
+    access = cookies["__Host-payrail_access"].split(";")[0].split("=", 1)[1]
+    assert api.get("/auth/me", cookies={"__Host-payrail_access": access}).status_code == 200
 
 
 def test_the_login_redirect_carries_state_nonce_and_pkce(api: httpx.Client) -> None:
@@ -156,7 +159,7 @@ def test_a_cookie_authenticated_write_from_another_origin_is_refused(api: httpx.
     tokens = sign_in_tokens(api)
     response = api.post(
         "/auth/logout",
-        cookies={"payrail_access": tokens["access_token"], "payrail_refresh": tokens["refresh_token"]},
+        cookies={"__Host-payrail_access": tokens["access_token"], "__Secure-payrail_refresh": tokens["refresh_token"]},
         headers={"Origin": "https://evil.example"},
     )
     _is_problem(response, 403)

@@ -457,17 +457,17 @@ def test_connections_and_transactions_are_listed_for_their_owner_only(world: Ban
 
 # ------------------------------------------------------------------------------ linking
 def _start(world: BankWorld, user_id: str, login: str) -> tuple[str, str]:
-    from tests.bank_support import _cookie
+    from tests.bank_support import binding_cookie
 
     start = world.http.get("/bank/connect", params={"login_hint": login}, headers=world.auth(user_id))
     assert start.status_code == 302
     assert start.headers["location"].startswith("http://127.0.0.1:3000/sandbox/bank/authorize?")
     assert "code_challenge_method=S256" in start.headers["location"]
-    cookie = next(c for c in start.headers.get_list("set-cookie") if c.startswith("payrail_oauth="))
+    cookie = next(c for c in start.headers.get_list("set-cookie") if c.startswith("__Secure-payrail_oauth="))
     assert "HttpOnly" in cookie
     assert "Path=/bank" in cookie
     back = world.http.get(start.headers["location"])
-    return back.headers["location"], _cookie(start, "payrail_oauth")
+    return back.headers["location"], binding_cookie(start)
 
 
 def _connection_count(world: BankWorld, user_id: str) -> int:
@@ -480,10 +480,10 @@ def test_a_callback_is_single_use_and_bound_to_the_browser_that_started_it(world
     json_accept = {"Accept": "application/json"}
     # When the callback comes without the cookie, with another browser's cookie, then properly, then replayed
     no_cookie = world.http.get(callback, headers=json_accept)
-    other_browser = world.http.get(callback, headers={**json_accept, "Cookie": "payrail_oauth=someone-else"})
+    other_browser = world.http.get(callback, headers={**json_accept, "Cookie": "__Secure-payrail_oauth=someone-else"})
     # (a rejected attempt is consumed only by its own browser: the real one still works)
-    proper = world.http.get(callback, headers={**json_accept, "Cookie": f"payrail_oauth={binding}"})
-    replay = world.http.get(callback, headers={**json_accept, "Cookie": f"payrail_oauth={binding}"})
+    proper = world.http.get(callback, headers={**json_accept, "Cookie": f"__Secure-payrail_oauth={binding}"})
+    replay = world.http.get(callback, headers={**json_accept, "Cookie": f"__Secure-payrail_oauth={binding}"})
     # Then only the proper one links, once
     assert no_cookie.status_code == 400
     assert other_browser.status_code == 400
@@ -496,7 +496,7 @@ def test_a_callback_is_single_use_and_bound_to_the_browser_that_started_it(world
 def test_a_tampered_state_or_a_bank_error_links_nothing(world: BankWorld) -> None:
     user_id, login = _new_user()
     callback, binding = _start(world, user_id, login)
-    cookie = {"Accept": "application/json", "Cookie": f"payrail_oauth={binding}"}
+    cookie = {"Accept": "application/json", "Cookie": f"__Secure-payrail_oauth={binding}"}
     tampered = world.http.get(callback.replace("state=", "state=x"), headers=cookie)
     refused = world.http.get(callback + "&error=access_denied", headers=cookie)
     assert tampered.status_code == 400
@@ -513,12 +513,12 @@ def test_connect_needs_a_signed_in_user_and_a_relative_redirect(world: BankWorld
 
 def test_the_browser_flow_redirects_back_to_the_relative_path_it_asked_for(world: BankWorld) -> None:
     user_id, login = _new_user()
-    from tests.bank_support import _cookie
+    from tests.bank_support import binding_cookie
 
     start = world.http.get("/bank/connect", params={"login_hint": login, "redirect_to": "/settings/banks"}, headers=world.auth(user_id))
     back = world.http.get(
         world.http.get(start.headers["location"]).headers["location"],
-        headers={"Cookie": f"payrail_oauth={_cookie(start, 'payrail_oauth')}"},
+        headers={"Cookie": f"__Secure-payrail_oauth={binding_cookie(start)}"},
     )
     assert back.status_code == 302, back.text
     assert back.headers["location"] == "/settings/banks"

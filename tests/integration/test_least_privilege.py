@@ -14,7 +14,7 @@ import pytest
 
 from devstack import iam
 from devstack.template import load_yaml
-from tests.bank_support import BankWorld
+from tests.bank_support import BankWorld, binding_cookie
 from tests.payouts_support import VALID_BODY, call, http_event, mint_token
 from tests.support import TEMPLATE, Resources, function_environment_of, load_function
 
@@ -96,9 +96,11 @@ def test_without_kms_the_bank_callback_is_denied_the_data_key_and_links_nothing(
     user_id = f"user-{suffix}"
     start = narrowed_bank.http.get("/bank/connect", params={"login_hint": f"login-{suffix}"}, headers=narrowed_bank.auth(user_id))
     at_bank = narrowed_bank.http.get(start.headers["location"])
-    binding = start.cookies.get("payrail_oauth")
+    binding = binding_cookie(start)
     # When the bank sends the user back
-    back = narrowed_bank.http.get(at_bank.headers["location"], headers={"Accept": "application/json", "Cookie": f"payrail_oauth={binding}"})
+    back = narrowed_bank.http.get(
+        at_bank.headers["location"], headers={"Accept": "application/json", "Cookie": f"__Secure-payrail_oauth={binding}"}
+    )
     # Then the callback fails with a 500 (a policy bug, not an outage to retry), naming the denied KMS call, and links nothing
     assert back.status_code == 500, back.text
     denied = _denials(narrowed_bank.resources, "BankApiFunction")

@@ -137,10 +137,28 @@ def test_unknown_kids_refetch_the_jwks_at_most_once_per_cooldown(provider: FakeP
     assert provider.jwks_fetches == 1
 
 
-def test_a_rotated_key_is_found_by_one_refetch_after_the_cooldown(provider: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
-    oidc.verify_id_token(SETTINGS, provider, _sign(_claims()), NONCE)  # type: ignore[arg-type]
+def test_a_rotated_key_is_found_by_one_refetch_after_the_cooldown(provider: FakeProvider) -> None:
+    settings = SETTINGS.model_copy(update={"jwks_refetch_cooldown_seconds": 0})
+    oidc.verify_id_token(settings, provider, _sign(_claims()), NONCE)  # type: ignore[arg-type]
     new_jwk: dict[str, Any] = jwt.algorithms.RSAAlgorithm.to_jwk(OTHER_KEY.public_key(), as_dict=True)
     provider.jwks["keys"].append({**new_jwk, "kid": "k2", "alg": "RS256"})
-    monkeypatch.setattr(oidc, "JWKS_REFETCH_COOLDOWN_SECONDS", 0)
-    assert oidc.verify_id_token(SETTINGS, provider, _sign(_claims(), key=OTHER_KEY, kid="k2"), NONCE)["sub"] == "user-1"  # type: ignore[arg-type]
+    assert oidc.verify_id_token(settings, provider, _sign(_claims(), key=OTHER_KEY, kid="k2"), NONCE)["sub"] == "user-1"  # type: ignore[arg-type]
+    assert provider.jwks_fetches == 2
+
+
+def test_a_key_the_provider_removed_is_refused_once_the_cached_jwks_expires(provider: FakeProvider) -> None:
+    # Given a warm cache that knows k1, with a short lifespan for the test
+    settings = SETTINGS.model_copy(update={"jwks_lifespan_seconds": 0.3})
+    assert oidc.verify_id_token(settings, provider, _sign(_claims()), NONCE)["sub"] == "user-1"  # type: ignore[arg-type]
+    # When the provider rotates the (compromised) k1 out of its JWKS
+    new_jwk: dict[str, Any] = jwt.algorithms.RSAAlgorithm.to_jwk(OTHER_KEY.public_key(), as_dict=True)
+    provider.jwks = {"keys": [{**new_jwk, "kid": "k2", "alg": "RS256", "use": "sig"}]}
+    # Then, within the lifespan, k1 is still served from the cache (no refetch per token)
+    assert oidc.verify_id_token(settings, provider, _sign(_claims()), NONCE)["sub"] == "user-1"  # type: ignore[arg-type]
+    assert provider.jwks_fetches == 1
+    # And once it has expired, a token signed with k1 is refused, while k2 verifies
+    time.sleep(0.4)
+    with pytest.raises(Unauthorized):
+        oidc.verify_id_token(settings, provider, _sign(_claims()), NONCE)  # type: ignore[arg-type]
+    assert oidc.verify_id_token(settings, provider, _sign(_claims(), key=OTHER_KEY, kid="k2"), NONCE)["sub"] == "user-1"  # type: ignore[arg-type]
     assert provider.jwks_fetches == 2

@@ -158,6 +158,10 @@ class OidcSettings(PublicUrlSettings):
     issuer: str = Field(alias="OIDC_ISSUER", min_length=1)
     client_id: str = Field(alias="OIDC_CLIENT_ID", min_length=1)
     client_secret_arn: str = Field(alias="OIDC_CLIENT_SECRET_ARN", min_length=1)
+    # How long the provider's JWKS is trusted before it is fetched again (a key the provider
+    # removed is refused after this), and the least time between refetches for an unknown kid.
+    jwks_lifespan_seconds: float = Field(default=300, alias="OIDC_JWKS_LIFESPAN_SECONDS", gt=0, le=86400)
+    jwks_refetch_cooldown_seconds: float = Field(default=60, alias="OIDC_JWKS_REFETCH_COOLDOWN_SECONDS", ge=0, le=3600)
 
     @property
     def redirect_uri(self) -> str:
@@ -206,6 +210,9 @@ class DocsSettings(PublicUrlSettings):
 
 class AuthSettings(TableSettings, SignedInSettings, OidcSettings):
     auth_rate_limit_per_minute: int = Field(default=60, alias="AUTH_RATE_LIMIT_PER_MINUTE", ge=1)
+    # How long a just-rotated refresh token, presented again, gets the same successor back
+    # instead of revoking its session (two tabs, a retry after a lost answer); RFC 9700 4.14.2.
+    refresh_reuse_grace_seconds: int = Field(default=10, alias="REFRESH_REUSE_GRACE_SECONDS", ge=0, le=120)
 
 
 class PayoutsApiSettings(TableSettings, SignedInSettings, PayoutsQueueSettings):

@@ -6,6 +6,15 @@ a form: ``login_hint=<email>`` picks the user, else a default user), a token end
 enforces the registered client, the redirect URI, single-use codes and the PKCE (S256)
 verifier, and a JWKS of RS256 keys with ``kid``s. ``POST /keys/rotate`` starts signing with the next (already published) key.
 
+``PUT /behaviour`` makes it behave like other providers, for tests: ``id_token_claims:
+"minimal"`` issues ID tokens with only ``iss``/``sub``/``aud``/``exp``/``iat``/``nonce``, as
+panva's OpenID-Certified ``oidc-provider`` does by default (``conformIdTokenClaims``: OIDC Core
+5.4 serves scope claims from UserInfo in the code flow); ``userinfo`` chooses what the UserInfo
+endpoint (``GET|POST /userinfo`` with the access token as Bearer) answers: the scope's claims,
+``sub`` only, or another ``sub``; ``client_auth_methods`` is what the token endpoint accepts and
+discovery advertises (``client_secret_basic`` decodes the form-urlencoded ``id:secret`` of RFC
+6749 2.3.1, as oidc-provider does).
+
 Its state lives in the table: codes (by digest, single use, 60 s) and the signing keys, whose
 private halves are stored encrypted with KMS, never in plaintext.
 """
@@ -20,8 +29,8 @@ import re
 import secrets
 import time
 from functools import cache
-from typing import Annotated, Any
-from urllib.parse import parse_qsl, urlencode
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, unquote_plus, urlencode
 
 import jwt
 from aws_lambda_powertools.event_handler import Response
@@ -34,6 +43,8 @@ from jwt.algorithms import RSAAlgorithm
 from payrail import kms
 from payrail.auth.oauth_state import pkce_challenge
 from payrail.db import ConditionFailed
+from payrail.http import json_response
+from pydantic import BaseModel, ConfigDict, Field
 
 from payrail_sandbox import settings as sandbox_settings
 from payrail_sandbox.settings import SandboxSettings
@@ -48,6 +59,29 @@ DEFAULT_EMAIL = "ada@example.com"
 TAGS = ["Sandbox identity provider (dev only)"]
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,200}\.[A-Za-z]{2,24}$")
 _KEYS_KEY = {"pk": key("idp"), "sk": "KEYS"}
+_BEHAVIOUR_KEY = {"pk": key("idp"), "sk": "BEHAVIOUR"}
+AuthMethod = Literal["client_secret_basic", "client_secret_post"]
+
+
+class IdpBehaviour(BaseModel):
+    """How the sandbox provider behaves (``PUT /behaviour``); the default is Google-like."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id_token_claims: Literal["full", "minimal"] = Field(
+        default="full", description="minimal: only iss, sub, aud, exp, iat, nonce (oidc-provider's default)"
+    )
+    userinfo: Literal["scope", "sub_only", "other_sub"] = Field(
+        default="scope", description="What UserInfo answers: the scope's claims, sub only, or another user's sub"
+    )
+    client_auth_methods: list[AuthMethod] = Field(
+        default=["client_secret_post", "client_secret_basic"], min_length=1, description="Accepted at the token endpoint"
+    )
+
+
+def current_behaviour() -> IdpBehaviour:
+    item = table().get(_BEHAVIOUR_KEY)
+    return IdpBehaviour.model_validate(json.loads(item["behaviour"])) if item else IdpBehaviour()
 
 
 def _settings() -> SandboxSettings:
@@ -149,7 +183,8 @@ def discovery() -> Response[dict]:
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "scopes_supported": ["openid", "email", "profile"],
-        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "userinfo_endpoint": f"{issuer}/userinfo",
+        "token_endpoint_auth_methods_supported": current_behaviour().client_auth_methods,
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": ["aud", "email", "email_verified", "exp", "iat", "iss", "name", "sub", "nonce", "azp"],
     }
@@ -160,6 +195,17 @@ def discovery() -> Response[dict]:
 def jwks() -> Response[dict]:
     keys = [json.loads(key["public_jwk"]) for key in _keys_record()["keys"]]
     return Response(200, "application/json", {"keys": keys}, headers={"Cache-Control": "public, max-age=300"})
+
+
+@router.put("/behaviour", summary="Make the provider behave like another one (sandbox control)", tags=TAGS)
+def put_behaviour(behaviour: IdpBehaviour) -> Response[IdpBehaviour]:
+    table().put({**_BEHAVIOUR_KEY, "behaviour": behaviour.model_dump_json()})
+    return json_response(behaviour)
+
+
+@router.get("/behaviour", summary="How the provider behaves", tags=TAGS)
+def get_behaviour() -> Response[IdpBehaviour]:
+    return json_response(current_behaviour())
 
 
 @router.post("/keys/rotate", summary="Add a new signing key and make it active (sandbox control)", tags=TAGS)
@@ -213,15 +259,27 @@ def authorize(
     return back(code=code, state=state)
 
 
-def _client_credentials(form: dict[str, str], authorization: str) -> tuple[str, str]:
+def _client_credentials(form: dict[str, str], authorization: str) -> tuple[str, str, str] | None:
+    """(method, client_id, client_secret), or None when the Basic header is malformed."""
     if authorization.lower().startswith("basic "):
         try:
-            decoded = base64.b64decode(authorization[6:]).decode()
+            decoded = base64.b64decode(authorization[6:], validate=True).decode()
         except ValueError:
-            return "", ""
-        client_id, _, client_secret = decoded.partition(":")
-        return client_id, client_secret
-    return form.get("client_id", ""), form.get("client_secret", "")
+            return None
+        client_id, separator, client_secret = decoded.partition(":")
+        if not separator:
+            return None
+        # RFC 6749 2.3.1: each part is application/x-www-form-urlencoded before joining with ":".
+        return "client_secret_basic", unquote_plus(client_id), unquote_plus(client_secret)
+    return "client_secret_post", form.get("client_id", ""), form.get("client_secret", "")
+
+
+def _access_token_key(access_token: str) -> dict[str, str]:
+    return {"pk": key("idp", "AT", digest(access_token)), "sk": "AT"}
+
+
+def _name_of(email: str) -> str:
+    return email.split("@")[0].replace(".", " ").title()
 
 
 @router.post("/token", summary="Exchange a code (with its PKCE verifier) for an ID token", tags=TAGS)
@@ -229,7 +287,13 @@ def token() -> Response[dict]:
     event = router.current_event
     form = dict(parse_qsl(event.decoded_body or "", keep_blank_values=True))
     settings = _settings()
-    client_id, client_secret = _client_credentials(form, (event.headers or {}).get("authorization", ""))
+    credentials = _client_credentials(form, (event.headers or {}).get("authorization", ""))
+    if credentials is None:
+        return _oauth_error(401, "invalid_client", "The Basic authorization header is malformed.")
+    method, client_id, client_secret = credentials
+    behaviour = current_behaviour()
+    if method not in behaviour.client_auth_methods:
+        return _oauth_error(401, "invalid_client", f"This client authenticates with {' or '.join(behaviour.client_auth_methods)}.")
     if client_id != settings.oidc_client_id or not secrets.compare_digest(client_secret.encode(), _client_secret().encode()):
         return _oauth_error(401, "invalid_client", "Client authentication failed.")
     if form.get("grant_type") != "authorization_code":
@@ -249,27 +313,51 @@ def token() -> Response[dict]:
         return _oauth_error(400, "invalid_grant", "The PKCE code_verifier does not match the code_challenge.")
     now = int(time.time())
     email = grant["email"]
-    claims = {
-        "iss": settings.issuer,
-        "aud": client_id,
-        "azp": client_id,
-        "sub": _subject(email),
-        "email": email,
-        "email_verified": True,
-        "name": email.split("@")[0].replace(".", " ").title(),
-        "iat": now,
-        "exp": now + ID_TOKEN_SECONDS,
-        "auth_time": now,
-    }
+    claims: dict[str, Any] = {"iss": settings.issuer, "aud": client_id, "sub": _subject(email), "iat": now, "exp": now + ID_TOKEN_SECONDS}
+    if behaviour.id_token_claims == "full":  # noqa: S105 - a behaviour name, not a secret
+        claims.update({"azp": client_id, "email": email, "email_verified": True, "name": _name_of(email), "auth_time": now})
     if grant.get("nonce"):
         claims["nonce"] = grant["nonce"]
     kid, private_key = _signing_key()
     id_token = jwt.encode(claims, private_key, algorithm="RS256", headers={"kid": kid})
+    access_token = secrets.token_urlsafe(32)
+    table().put({**_access_token_key(access_token), "email": email, "expires_at": now + ID_TOKEN_SECONDS})
     body = {
-        "access_token": secrets.token_urlsafe(32),
+        "access_token": access_token,
         "token_type": "Bearer",
         "expires_in": ID_TOKEN_SECONDS,
         "id_token": id_token,
         "scope": "openid email profile",
     }
     return Response(200, "application/json", body, headers={"Cache-Control": "no-store"})
+
+
+def _userinfo() -> Response[dict]:
+    scheme, _, access_token = (router.current_event.headers or {}).get("authorization", "").partition(" ")
+    grant = table().get(_access_token_key(access_token.strip())) if scheme.lower() == "bearer" and access_token.strip() else None
+    if not grant or int(grant["expires_at"]) <= time.time():
+        return Response(
+            401,
+            "application/json",
+            {"error": "invalid_token", "error_description": "The access token is unknown or expired."},
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"', "Cache-Control": "no-store"},
+        )
+    email, behaviour = str(grant["email"]), current_behaviour()
+    if behaviour.userinfo == "other_sub":
+        return Response(
+            200, "application/json", {"sub": _subject("someone.else@example.com"), "email": email}, headers={"Cache-Control": "no-store"}
+        )
+    claims: dict[str, Any] = {"sub": _subject(email)}
+    if behaviour.userinfo == "scope":
+        claims.update({"email": email, "email_verified": True, "name": _name_of(email)})
+    return Response(200, "application/json", claims, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/userinfo", summary="OpenID Connect UserInfo: the access token's user", tags=TAGS)
+def userinfo_get() -> Response[dict]:
+    return _userinfo()
+
+
+@router.post("/userinfo", summary="OpenID Connect UserInfo (POST)", tags=TAGS)
+def userinfo_post() -> Response[dict]:
+    return _userinfo()

@@ -58,16 +58,16 @@ def test_sign_in_refresh_and_sign_out_with_secure_http_only_cookies(page) -> Non
     sign_in(page, email)
     # Then the session is held only in HttpOnly cookies that Chromium accepted as Secure on http://127.0.0.1
     cookies = {c["name"]: c for c in page.context.cookies()}
-    assert cookies["payrail_access"]["httpOnly"]
-    assert cookies["payrail_access"]["secure"]
-    assert cookies["payrail_refresh"]["path"] == "/auth"
+    assert cookies["__Host-payrail_access"]["httpOnly"]
+    assert cookies["__Host-payrail_access"]["secure"]
+    assert cookies["__Secure-payrail_refresh"]["path"] == "/auth"
     assert page.evaluate("() => [document.cookie, Object.keys(localStorage).length, Object.keys(sessionStorage).length]") == ["", 0, 0]
     # When the short-lived access cookie is gone but the session is not
-    page.context.clear_cookies(name="payrail_access")
+    page.context.clear_cookies(name="__Host-payrail_access")
     page.reload()
     # Then the console refreshes the session silently (a cookie POST carrying the page's Origin)
     expect(page.locator("#who")).to_contain_text(email)
-    assert "payrail_access" in {c["name"] for c in page.context.cookies()}
+    assert "__Host-payrail_access" in {c["name"] for c in page.context.cookies()}
     # When they sign out
     page.get_by_role("button", name="Sign out").click()
     # Then the console says so and the API no longer knows them

@@ -23,7 +23,7 @@ from payrail.db.oauth_states import StoredAttempt
 from payrail.errors import ValidationFailed
 
 STATE_TTL_SECONDS = 600
-BINDING_COOKIE = "payrail_oauth"
+BINDING_COOKIE = "__Secure-payrail_oauth"  # Secure-prefixed: its paths (/auth, /bank) rule out __Host-
 
 
 def _b64url(raw: bytes) -> str:

@@ -14,14 +14,14 @@ from pydantic import BaseModel, Field
 
 from payrail import clock
 from payrail.auth import oauth_state, oidc
-from payrail.auth.guard import ACCESS_COOKIE, check_origin, cookies_of
+from payrail.auth.guard import ACCESS_COOKIE, SECURE_PREFIX, check_origin, only_cookie, unprefixed
 from payrail.auth.tokens import ACCESS_TOKEN_SECONDS, Principal, issue_access_token
 from payrail.db import ratelimit, sessions
 from payrail.errors import NotFound, Unauthorized, ValidationFailed
 from payrail.observability import logger, metrics
 from payrail.settings import AuthSettings
 
-REFRESH_COOKIE = "payrail_refresh"
+REFRESH_COOKIE = SECURE_PREFIX + "payrail_refresh"  # __Secure-, not __Host-: its Path is /auth
 SIGNIN = "signin"
 
 
@@ -66,11 +66,16 @@ def complete_login(
         raise ValidationFailed(f"The identity provider refused the sign-in: {provider_error[:100]}.")
     if not code:
         raise ValidationFailed("The callback has no code.")
-    id_token = oidc.exchange_code(settings, _http(), code, consumed.code_verifier)
-    claims = oidc.verify_id_token(settings, _http(), id_token, consumed.nonce)
+    provider_tokens = oidc.exchange_code(settings, _http(), code, consumed.code_verifier)
+    claims = oidc.verify_id_token(settings, _http(), provider_tokens.id_token, consumed.nonce)
+    profile = oidc.profile_claims(settings, _http(), provider_tokens, claims)
+    if "email" not in profile:
+        # Not stored empty: every account has the address its provider vouches for.
+        raise Unauthorized(
+            "The identity provider shared no email address (neither in the ID token nor from UserInfo); grant the email scope."
+        )
     user_id = hashlib.sha256(f"{claims['iss']}|{claims['sub']}".encode()).hexdigest()[:32]
-    email = str(claims.get("email", ""))
-    sessions.upsert_user(user_id, email, str(claims.get("name") or email), clock.text())
+    sessions.upsert_user(user_id, profile["email"], profile.get("name") or profile["email"], clock.text())
     issued = sessions.start_session(user_id)
     metrics.add_metric(name="SignIns", unit=MetricUnit.Count, value=1)
     logger.info("signed in", extra={"user_id": user_id, "session_id": issued.session_id})
@@ -94,7 +99,7 @@ def presented_refresh(
     (browsers, which must then send an allowed Origin)."""
     if body_token:
         return PresentedRefresh(body_token, from_cookie=False)
-    from_cookie = cookies_of(cookie_list).get(REFRESH_COOKIE)
+    from_cookie = only_cookie(cookie_list, REFRESH_COOKIE)
     if from_cookie:
         check_origin(settings, method, headers)
     return PresentedRefresh(from_cookie, from_cookie=bool(from_cookie))
@@ -104,12 +109,16 @@ def refresh(settings: AuthSettings, refresh_token: str | None) -> Tokens:
     if not refresh_token:
         raise Unauthorized("No refresh token was presented.")
     try:
-        issued = sessions.rotate(refresh_token)
+        rotated = sessions.rotate(
+            refresh_token,
+            lambda user_id, session_id: issue_access_token(settings, user_id, session_id),
+            grace_seconds=settings.refresh_reuse_grace_seconds,
+        )
     except sessions.RefreshReuse:
         metrics.add_metric(name="RefreshReuseDetected", unit=MetricUnit.Count, value=1)
         logger.warning("refresh token reuse detected; session revoked")
         raise
-    return _tokens(settings, issued)
+    return Tokens(access_token=rotated.access_token, refresh_token=rotated.refresh_token)
 
 
 def logout(refresh_token: str | None, principal: Principal | None) -> None:
@@ -142,8 +151,8 @@ def binding_cookie(binding: str) -> Cookie:
 
 
 def session_cookies(tokens: Tokens) -> list[Cookie]:
-    """The access token for every route (Lax: sent on top-level navigation back from the
-    provider) and the refresh token only to /auth (Strict)."""
+    """The access token for every route (``__Host-``; Lax: sent on top-level navigation back from
+    the provider) and the refresh token only to /auth (``__Secure-``; Strict)."""
     return [
         Cookie(
             ACCESS_COOKIE,
@@ -170,9 +179,19 @@ def cleared_binding_cookie() -> Cookie:
     return Cookie(oauth_state.BINDING_COOKIE, "", path="/auth", secure=True, http_only=True, max_age=0, same_site=SameSite.LAX_MODE)
 
 
+def cleared_unprefixed_cookies() -> list[Cookie]:
+    """Expire the unprefixed session cookies of earlier releases, which would otherwise sit next
+    to the prefixed ones (a request with both is refused) until they expire."""
+    return [
+        Cookie(unprefixed(ACCESS_COOKIE), "", path="/", secure=True, http_only=True, max_age=0, same_site=SameSite.LAX_MODE),
+        Cookie(unprefixed(REFRESH_COOKIE), "", path="/auth", secure=True, http_only=True, max_age=0, same_site=SameSite.STRICT_MODE),
+    ]
+
+
 def cleared_cookies() -> list[Cookie]:
     return [
         Cookie(ACCESS_COOKIE, "", path="/", secure=True, http_only=True, max_age=0, same_site=SameSite.LAX_MODE),
         Cookie(REFRESH_COOKIE, "", path="/auth", secure=True, http_only=True, max_age=0, same_site=SameSite.STRICT_MODE),
         cleared_binding_cookie(),
+        *cleared_unprefixed_cookies(),
     ]
