@@ -139,7 +139,7 @@ class BankWorld:
 
 
 def binding_cookie(response: httpx.Response) -> str:
-    """The OAuth binding cookie a /bank/connect answer sets (httpx's jar keeps no Secure cookie over http)."""
+    """The OAuth binding cookie a /bank/connect answer sets, read from its Set-Cookie header."""
     name = "__Secure-payrail_oauth"
     for header in response.headers.get_list("set-cookie"):
         key, _, rest = header.partition("=")
