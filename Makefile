@@ -16,10 +16,14 @@ export AWS_DEFAULT_REGION ?= us-east-1
 .PHONY: run test unit lint format build invoke fire deploy preflight clean bench fuzz
 
 # requirements-dev.lock pins every package with its hashes (scripts/lock.py writes it from
-# requirements-dev.txt); pip refuses anything else.
+# requirements-dev.txt); pip refuses anything else. The lock is complete, so pip installs it as it
+# is (--no-deps, as the layers do) and pip check proves nothing is missing: resolving it again
+# fails with the pip that Python 3.12's venv brings (23.2), which rejects aws-sam-cli's
+# `boto3[crt]` as unpinned in --require-hashes mode although boto3 and awscrt are both pinned.
 $(STAMP): requirements-dev.lock
 	@test -x $(PY) || "$$(scripts/find-python)" -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-dev.lock
+	$(PY) -m pip check --disable-pip-version-check
 	@touch $@
 
 run: $(STAMP) ## start the local stack: API on :3000, moto on :5000
