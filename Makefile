@@ -39,7 +39,7 @@ unit: $(STAMP)
 	DEVSTACK_IAM_USAGE="$(CURDIR)/.iam-usage" $(PY) -m pytest
 	$(PY) -m devstack.iam_coverage .iam-usage
 
-lint: $(STAMP) ## ruff, mypy, sam validate --lint, cfn-lint with every rule, the workflow's schema
+lint: $(STAMP) ## ruff, mypy, sam validate --lint, cfn-lint with every rule, checkov, the workflow's schema
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -47,6 +47,10 @@ lint: $(STAMP) ## ruff, mypy, sam validate --lint, cfn-lint with every rule, the
 	@# Every rule, informational (I...) and experimental ones included; the exceptions are in the
 	@# template's Metadata, each with its reason.
 	$(VENV)/bin/cfn-lint --include-checks I --include-experimental -- template.yaml
+	@# checkov's security policies; a check that does not apply is skipped in the template, inside the
+	@# resource, as `# checkov:skip=ID:reason` (the pinned checkov reads no Metadata skips). --no-guide:
+	@# no call to Bridgecrew's platform for its guideline links.
+	$(VENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --no-guide
 	@# The pipeline against GitHub's workflow schema (actionlint ships as a downloaded binary, which this
 	@# environment cannot fetch; check-jsonschema carries the schema in its wheel).
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml

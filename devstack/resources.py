@@ -113,6 +113,8 @@ class Provisioner:
 
     def _create(self, logical_id: str, resource: dict[str, Any]) -> Physical:
         kind = resource.get("Type", "")
+        if kind == "AWS::Serverless::Function":
+            return self._function(logical_id, resource.get("Properties") or {})
         properties = self.template.resolve(resource.get("Properties") or {})
         arn_prefix = f"arn:aws:{{}}:{REGION}:{ACCOUNT_ID}"
         if kind == "AWS::DynamoDB::Table":
@@ -133,9 +135,6 @@ class Provisioner:
                 Name=name, Value=str(properties["Value"]), Type=properties.get("Type", "String"), Overwrite=True
             )
             return Physical(name)
-        if kind == "AWS::Serverless::Function":
-            name = properties.get("FunctionName") or self._name(logical_id)
-            return Physical(name, {"Arn": arn_prefix.format("lambda") + f":function:{name}"})
         if kind == "AWS::Serverless::LayerVersion":
             return Physical(arn_prefix.format("lambda") + f":layer:{self._name(logical_id)}:1")
         if kind in ("AWS::Serverless::HttpApi", "AWS::ApiGatewayV2::Api"):
@@ -146,6 +145,17 @@ class Provisioner:
         # Alarms, topics, roles and the like have no local behaviour: a name is all they need.
         name = self._name(logical_id)
         return Physical(name, {"Arn": arn_prefix.format("local") + f":{name}", "Name": name})
+
+    def _function(self, logical_id: str, properties: dict[str, Any]) -> Physical:
+        """A function's name, resolving nothing else: its environment and events are read when it
+        runs (Template.functions), and its DeploymentPreference names its errors alarm, whose
+        dimensions name the function again (a cycle only on paper: on AWS the deployment group,
+        not the function, refers to the alarm)."""
+        name = self.template.resolve(properties.get("FunctionName")) or self._name(logical_id)
+        arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
+        # AutoPublishAlias's version (``!GetAtt Fn.Version.Version``, an errors alarm's
+        # ExecutedVersion): locally there is one, the work tree's code, always called directly.
+        return Physical(name, {"Arn": arn, "Version.Version": "1"})
 
     def _table(self, logical_id: str, properties: dict[str, Any]) -> Physical:
         name = properties.get("TableName") or self._name(logical_id)
