@@ -309,7 +309,8 @@ class LocalStack:
 
     def _control(self, method: str, path: str, _: bytes) -> HttpResponse | None:
         """``POST /_local/schedules/{name}`` fires a schedule; ``GET /_local/functions`` lists them
-        (invocations, cold starts, AWS calls, and the calls their roles denied)."""
+        (invocations, cold starts, AWS calls, the calls their roles denied, and each one's latency
+        budget: the time inside its AWS calls and its own time, in all and as p50s per invocation)."""
         if not path.startswith(CONTROL_PREFIX):
             return None
         parts = path[len(CONTROL_PREFIX) :].strip("/").split("/")
@@ -317,7 +318,7 @@ class LocalStack:
             if method == "POST" and len(parts) == 2 and parts[0] == "schedules":
                 payload: Any = {"result": self.fire(parts[1])}
             elif method == "GET" and parts == ["functions"]:
-                payload = {name: asdict(pool.stats) for name, pool in self.pools.items()}
+                payload = {name: pool.stats.report() for name, pool in self.pools.items()}
             elif method == "GET" and parts == ["chaos"]:
                 payload = self.chaos.counters()
             else:

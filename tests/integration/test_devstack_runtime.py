@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -320,6 +321,46 @@ def test_each_functions_aws_calls_are_counted(stack: LocalStack) -> None:
     after = stack.pools["ConsumerFunction"].stats.aws_calls
     assert after.get("dynamodb:UpdateItem", 0) - before.get("dynamodb:UpdateItem", 0) == 3
     assert sum(after.values()) - sum(before.values()) == 3
+
+
+def _budget_delta(api: httpx.Client, name: str, before: dict[str, Any]) -> dict[str, float]:
+    after = api.get("/_local/functions").json()[name]
+    return {key: after[key] - before[key] for key in ("timed_invocations", "duration_ms", "aws_ms", "own_ms", "handler_ms")}
+
+
+def test_an_invocation_splits_into_aws_time_and_own_time(stack: LocalStack, api: httpx.Client) -> None:
+    # Given a function that makes three DynamoDB calls per batch of three records
+    before = api.get("/_local/functions").json()["ConsumerFunction"]
+    records = [
+        {"messageId": f"t{i}", "receiptHandle": "r", "body": f"timed-{i}", "attributes": {}, "messageAttributes": {}} for i in range(3)
+    ]
+    # When it is invoked once
+    stack.invoke("ConsumerFunction", {"Records": records})
+    # Then the runtime reports that invocation's time inside AWS calls and its own time, which
+    # add up to its duration; the AWS time lies within the handler's time (measured in the
+    # function's process), and that within the duration (measured by the runtime)
+    spent = _budget_delta(api, "ConsumerFunction", before)
+    assert spent["timed_invocations"] == 1
+    assert spent["aws_ms"] > 0
+    assert spent["own_ms"] > 0
+    assert spent["aws_ms"] + spent["own_ms"] == pytest.approx(spent["duration_ms"], abs=0.01)
+    assert spent["aws_ms"] <= spent["handler_ms"] <= spent["duration_ms"]
+    stats = api.get("/_local/functions").json()["ConsumerFunction"]
+    assert stats["aws_p50_ms"] > 0
+    assert stats["own_p50_ms"] > 0
+
+
+def test_a_function_without_aws_calls_spends_no_aws_time(stack: LocalStack, api: httpx.Client) -> None:
+    # Given a function that calls no AWS service
+    before = api.get("/_local/functions").json()["EchoFunction"]
+    # When it answers a request
+    assert api.get("/echo/quiet").status_code == 201
+    # Then all of its duration is its own time
+    spent = _budget_delta(api, "EchoFunction", before)
+    assert spent["timed_invocations"] == 1
+    assert spent["aws_ms"] == 0
+    assert spent["own_ms"] == pytest.approx(spent["duration_ms"], abs=0.01)
+    assert spent["duration_ms"] > 0
 
 
 # ---------------------------------------------------------------- IAM enforcement
