@@ -50,7 +50,11 @@ def _log_to_stdout() -> Callable[[str], None]:
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on the port now. The probe binds as the gateway and moto's
+    server do, with SO_REUSEADDR: the TIME_WAIT connections a stopped stack leaves behind (moto
+    closes every connection it serves) do not hold the port, only a listening socket does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -18,7 +19,7 @@ import pytest
 from devstack.chaos import Chaos
 from devstack.events import Schedule, SqsPoller
 from devstack.functions import LOCAL_VARIABLES, RUNTIME_VARIABLES
-from devstack.stack import LocalStack, free_port
+from devstack.stack import LocalStack, free_port, port_is_free
 from tests.support import ROOT, wait_for
 
 FIXTURE = ROOT / "tests/fixtures/runtime/template.yaml"
@@ -307,6 +308,24 @@ def test_a_port_in_use_is_a_one_line_error(stack: LocalStack, tmp_path: Path) ->
     assert result.returncode == 2
     assert f"port {stack.api_port} (API) is already in use" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_stopped_servers_port_is_free_at_once_though_its_connections_linger() -> None:
+    # Given a server that served one connection and closed it first, as moto closes each one
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    served, _ = server.accept()
+    assert not port_is_free("127.0.0.1", port)  # listening: taken
+    served.close()
+    client.close()
+    # When the server stops, its side of the connection left in TIME_WAIT
+    server.close()
+    # Then the port counts as free, as the next stack's servers can bind it at once
+    assert port_is_free("127.0.0.1", port)
 
 
 def test_each_functions_aws_calls_are_counted(stack: LocalStack) -> None:
