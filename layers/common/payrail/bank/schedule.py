@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 from payrail import clock, queues
 from payrail.auth.tokens import Principal
-from payrail.bank.sync import new_sync_id
 from payrail.clock import Deadline
 from payrail.db import bank as store
 from payrail.db import ratelimit
@@ -23,6 +23,12 @@ from payrail.settings import BankSyncQueueSettings, BankSyncRequestSettings
 # dead-lettered. Longer than the queue's visibility timeout (540 s), so a message still being
 # retried is not doubled.
 STALE_SYNC_REQUEST_SECONDS = 900
+
+
+def new_sync_id() -> str:
+    # Here rather than in payrail.bank.sync, which opens tokens (cryptography): the scheduled
+    # function imports this module and ships without the cryptography layer.
+    return f"sync_{uuid.uuid4().hex}"
 
 
 def fan_out_bank_syncs(now: datetime, deadline: Deadline, settings: BankSyncQueueSettings) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from payrail.bank.provider import (
     MutationDuringPagination,
     SyncPage,
 )
+from payrail.bank.schedule import new_sync_id
 from payrail.clock import Deadline
 from payrail.db import Item
 from payrail.db import bank as store
@@ -69,10 +70,6 @@ class SyncRequest(BaseModel):
 
     connection_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     sync_id: str | None = Field(default=None, pattern=SYNC_ID_PATTERN)
-
-
-def new_sync_id() -> str:
-    return f"sync_{uuid.uuid4().hex}"
 
 
 class ReauthRequired(Exception):
