@@ -25,7 +25,7 @@ from devstack.events import Schedule, SqsPoller
 from devstack.functions import FunctionPool, InvocationError
 from devstack.gateway import Gateway, HttpResponse, Router, routes_from
 from devstack.iam import Identity, write_usage
-from devstack.moto_isolation import isolate_dynamodb_writes
+from devstack.moto_dynamodb import adapt_moto_dynamodb
 from devstack.policies import identities
 from devstack.resources import Physical, Provisioner, local_client
 from devstack.template import FunctionSpec, Template, TemplateError, load_yaml, samconfig_parameters
@@ -158,7 +158,7 @@ class LocalStack:
                 raise StackError(f"port {port} ({name}) is already in use; pick another with --{name.lower()}-port")
         self.template = Template(self.template_path, self.parameters, self.stack_name)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's own request log
-        isolate_dynamodb_writes()
+        adapt_moto_dynamodb()
         self._moto = ThreadedMotoServer(ip_address=self.host, port=self.moto_port, verbose=False)
         self._moto.start()
         try:
