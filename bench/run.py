@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from bench import cold_start, http_load, layer_size
+from bench import cold_start, http_load, layer_size, table_growth
 from devstack.running import RunningStack
 from scenarios import payouts
 from scenarios.signin import sign_in
@@ -320,9 +320,26 @@ def render(results: dict[str, Any], command: str, seconds: float) -> str:
         )
     lines += [
         "",
-        '"Worker only" excludes the time spent inside the in-process sandbox bank (moto answers each page by walking the user\'s partition).',
+        '"Worker only" excludes the time spent inside the in-process sandbox bank.',
         "",
     ]
+
+    if "table_growth" in results:
+        growth = results["table_growth"]
+        lines += [
+            "## Speed as the table grows (`python -m bench.table_growth`; target ≤ 1.3)",
+            "",
+            "`GET /payouts`, one user's first page of 10 (of 12) newest first, one client, over HTTP; the table topped up with other users' payouts.",
+            "",
+            "| items in the table | p50 ms | p95 ms | PayoutsApiFunction AWS ms / own ms (mean) |",
+            "| --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {row['items_in_table']:,} | {row['p50_ms']} | {row['p95_ms']} | {row['aws_ms_mean']} / {row['own_ms_mean']} |"
+            for size, row in growth.items()
+            if size != "ratio_p50"
+        ]
+        lines += ["", f"p50 with the large table ÷ with 100 items: **{growth['ratio_p50']}**.", ""]
 
     cost = results["cost"]
     lines += [
@@ -358,6 +375,8 @@ def main() -> int:
     results["cold_start"] = cold_start.measure(runs=max(5, args.runs * 2))
     print("bench: the local stack (latency, calls, load) …", flush=True)
     results["stack"] = on_the_stack(args.runs, args.requests)
+    print("bench: GET /payouts with 100 and 50,000 items in the table …", flush=True)
+    results["table_growth"] = table_growth.measure(50_000, max(30, args.requests // 4))
     results["sync"] = {}
     sizes = [(1000, 100), (1000, 500)] + ([(args.large_sync, 100), (args.large_sync, 500)] if args.large_sync else [])
     for transactions, page_size in sizes:
