@@ -1,6 +1,7 @@
 """Benchmark: sync 10,000 bank transactions at page size 100, in-process on moto.
 
-What runs: a moto server on loopback with template.yaml's resources provisioned by devstack;
+What runs: a moto server on loopback, adapted as the local runtime adapts it
+(devstack/moto_dynamodb.py), with template.yaml's resources provisioned by devstack;
 the bank API, the sandbox bank and the sync worker loaded in this process with their template
 environment (as tests/integration does), HTTP between them routed by devstack.inprocess. A
 sandbox user is linked through the real OAuth flow, topped up to N transactions, and synced by
@@ -38,6 +39,7 @@ from moto.server import ThreadedMotoServer  # noqa: E402
 from devstack.events import sqs_record  # noqa: E402
 from devstack.functions import function_environment  # noqa: E402
 from devstack.inprocess import InProcessApi, LocalContext, load_module  # noqa: E402
+from devstack.moto_dynamodb import adapt_moto_dynamodb  # noqa: E402
 from devstack.resources import Provisioner  # noqa: E402
 from devstack.stack import free_port, template_parameters  # noqa: E402
 from devstack.template import Template  # noqa: E402
@@ -69,6 +71,7 @@ def main() -> int:
     arguments = parser.parse_args()
     logging.disable(logging.INFO)  # a per-page INFO line is not what is being measured
 
+    adapt_moto_dynamodb()  # moto as the local runtime runs it
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from bench import cold_start, http_load, layer_size
+from bench import cold_start, http_load, layer_size, table_growth
 from devstack.running import RunningStack
 from scenarios import payouts
 from scenarios.signin import sign_in
@@ -80,6 +80,23 @@ def _function_calls(stack: RunningStack) -> dict[str, Counter[str]]:
     return {name: Counter({**values["aws_calls"], "invocations": values["invocations"]}) for name, values in stats.items()}
 
 
+def latency_budget(stack: RunningStack) -> dict[str, dict[str, Any]]:
+    """Each function's latency budget as the runtime reports it: p50 per invocation of the time
+    inside its AWS calls and of its own time (handler and runtime), over its recent invocations."""
+    stats = httpx.get(f"{stack.api_url}/_local/functions", timeout=10).json()
+    return {
+        name: {
+            "invocations": values["timed_invocations"],
+            "duration_p50_ms": values["duration_p50_ms"],
+            "aws_p50_ms": values["aws_p50_ms"],
+            "own_p50_ms": values["own_p50_ms"],
+            "aws_share": round(values["aws_ms"] / values["duration_ms"], 2) if values["duration_ms"] else 0.0,
+        }
+        for name, values in sorted(stats.items())
+        if values["timed_invocations"]
+    }
+
+
 def _delta(before: dict[str, Counter[str]], after: dict[str, Counter[str]], functions: list[str]) -> Counter[str]:
     total: Counter[str] = Counter()
     for name in functions:
@@ -130,6 +147,9 @@ def on_the_stack(runs: int, requests: int) -> dict[str, Any]:
         results["webhook_invocations"] = invocations
         results["webhook_applied_calls"] = round(sum(webhook.values()) / (2 * len(batch)), 2)
         results["webhook_operations"] = {op: round(n / (2 * len(batch)), 2) for op, n in sorted(webhook.items())}
+        # Where the time of those payouts went, function by function (before the load levels,
+        # whose queueing would blur it).
+        results["latency_budget"] = latency_budget(stack)
 
         # Throughput and latency over HTTP, creates against GET /health, same levels, same run.
         def create(client: httpx.Client, index: int) -> httpx.Response:
@@ -270,6 +290,22 @@ def render(results: dict[str, Any], command: str, seconds: float) -> str:
         f"Create → `paid` with zero sandbox delay: p50 **{latency['p50']} ms**, p95 {latency['p95']} ms ({latency['n']} payouts, one at a time; target p50 < 1 s).",
         "",
     ]
+    lines += [
+        "## Latency budget per function (AWS time and own time, as `GET /_local/functions` reports them)",
+        "",
+        "After the payouts above were carried to `paid`, one at a time: p50 per invocation over each function's recent invocations.",
+        "*AWS time* is the wall time inside the function's AWS calls (botocore, the runtime's IAM check, moto's answer);",
+        "*own time* is the rest of the invocation as the runtime measures it: the handler's own work and the runtime around it",
+        "(the gateway's parsing in front of an HTTP function is not in it).",
+        "",
+        "| function | invocations | duration p50 ms | AWS p50 ms | own p50 ms | AWS share of total time |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {name} | {row['invocations']} | {row['duration_p50_ms']} | {row['aws_p50_ms']} | {row['own_p50_ms']} | {row['aws_share']:.0%} |"
+        for name, row in stack.get("latency_budget", {}).items()
+    ]
+    lines.append("")
 
     lines += [
         "## Bank sync throughput (in-process on moto; target 3,500 transactions/s at page size 100)",
@@ -284,9 +320,26 @@ def render(results: dict[str, Any], command: str, seconds: float) -> str:
         )
     lines += [
         "",
-        '"Worker only" excludes the time spent inside the in-process sandbox bank (moto answers each page by walking the user\'s partition).',
+        '"Worker only" excludes the time spent inside the in-process sandbox bank.',
         "",
     ]
+
+    if "table_growth" in results:
+        growth = results["table_growth"]
+        lines += [
+            "## Speed as the table grows (`python -m bench.table_growth`; target ≤ 1.3)",
+            "",
+            "`GET /payouts`, one user's first page of 10 (of 12) newest first, one client, over HTTP; the table topped up with other users' payouts.",
+            "",
+            "| items in the table | p50 ms | p95 ms | PayoutsApiFunction AWS ms / own ms (mean) |",
+            "| --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {row['items_in_table']:,} | {row['p50_ms']} | {row['p95_ms']} | {row['aws_ms_mean']} / {row['own_ms_mean']} |"
+            for size, row in growth.items()
+            if size != "ratio_p50"
+        ]
+        lines += ["", f"p50 with the large table ÷ with 100 items: **{growth['ratio_p50']}**.", ""]
 
     cost = results["cost"]
     lines += [
@@ -322,6 +375,8 @@ def main() -> int:
     results["cold_start"] = cold_start.measure(runs=max(5, args.runs * 2))
     print("bench: the local stack (latency, calls, load) …", flush=True)
     results["stack"] = on_the_stack(args.runs, args.requests)
+    print("bench: GET /payouts with 100 and 50,000 items in the table …", flush=True)
+    results["table_growth"] = table_growth.measure(50_000, max(30, args.requests // 4))
     results["sync"] = {}
     sizes = [(1000, 100), (1000, 500)] + ([(args.large_sync, 100), (args.large_sync, 500)] if args.large_sync else [])
     for transactions, page_size in sizes:

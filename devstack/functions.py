@@ -11,8 +11,9 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,7 @@ class Worker:
         os.close(write_fd)
         self._killed = False
         self.last_aws_calls: dict[str, int] = {}
+        self.last_timing: Timing | None = None
         self._results = os.fdopen(read_fd, "r", encoding="utf-8")
         self._answers: queue.Queue[dict[str, Any] | None] = queue.Queue()
         threading.Thread(target=self._pump_logs, args=(log,), daemon=True).start()
@@ -159,6 +161,8 @@ class Worker:
 
     def _invoke(self, event: Any, request_id: str, deadline_ms: float, timeout: float) -> Any:
         assert self.process.stdin is not None
+        self.last_aws_calls, self.last_timing = {}, None  # a timed-out or crashed invocation reports none
+        started = time.perf_counter()
         try:
             self.process.stdin.write(json.dumps({"event": event, "request_id": request_id, "deadline_ms": deadline_ms}) + "\n")
             self.process.stdin.flush()
@@ -173,6 +177,8 @@ class Worker:
             self._killed = True
             raise InvocationError("Runtime.ExitError", "the function process exited during the invocation")
         self.last_aws_calls = answer.get("aws_calls", {})
+        if "aws_ms" in answer:
+            self.last_timing = Timing((time.perf_counter() - started) * 1000, float(answer["handler_ms"]), float(answer["aws_ms"]))
         if answer.get("iam"):
             self._on_iam(answer["iam"])
         if not answer["ok"]:
@@ -187,6 +193,29 @@ class Worker:
         self._answers.put(None)  # wake an invocation waiting on this process
 
 
+@dataclass(frozen=True)
+class Timing:
+    """One invocation's wall time as the runtime saw it (event sent to answer read), the handler's
+    part of it as the function's process measured it, and the part spent inside AWS calls."""
+
+    duration_ms: float
+    handler_ms: float
+    aws_ms: float
+
+    @property
+    def own_ms(self) -> float:
+        """The handler's own work and the runtime around it: everything but the AWS calls."""
+        return self.duration_ms - self.aws_ms
+
+
+SAMPLES = 1000  # the invocations the p50s are taken over: each function's most recent ones
+
+
+def _p50(values: list[float]) -> float:
+    ordered = sorted(values)
+    return round(ordered[len(ordered) // 2], 3) if ordered else 0.0
+
+
 @dataclass
 class InvocationStats:
     cold_starts: int = 0
@@ -196,6 +225,33 @@ class InvocationStats:
     # AWS calls the function's IAM role did not allow (devstack.iam), and the first of them.
     denied_calls: int = 0
     denied: list[dict[str, Any]] = field(default_factory=list)
+    # The latency budget of the invocations that answered (timed_invocations of them), in all:
+    # duration = AWS time + own time.
+    timed_invocations: int = 0
+    duration_ms: float = 0.0
+    aws_ms: float = 0.0
+    own_ms: float = 0.0
+    handler_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._recent: deque[Timing] = deque(maxlen=SAMPLES)
+
+    def add_timing(self, timing: Timing) -> None:
+        self.timed_invocations += 1
+        self.duration_ms += timing.duration_ms
+        self.aws_ms += timing.aws_ms
+        self.own_ms += timing.own_ms
+        self.handler_ms += timing.handler_ms
+        self._recent.append(timing)
+
+    def report(self) -> dict[str, Any]:
+        """What ``GET /_local/functions`` shows: the counters, the totals, and per-invocation p50s
+        over the most recent invocations."""
+        report = asdict(self)
+        for name in ("duration_ms", "aws_ms", "own_ms", "handler_ms"):
+            report[name] = round(report[name], 3)
+            report[f"{name.removesuffix('_ms')}_p50_ms"] = _p50([getattr(t, name) for t in self._recent])
+        return report
 
     def add_calls(self, calls: dict[str, int]) -> None:
         for operation, count in calls.items():
@@ -277,6 +333,9 @@ class FunctionPool:
         finally:
             with self._lock:
                 self.stats.add_calls(worker.last_aws_calls)
+                if worker.last_timing is not None:
+                    self.stats.add_timing(worker.last_timing)
+                    worker.last_timing = None
             self._release(worker)
 
     def close(self) -> None:

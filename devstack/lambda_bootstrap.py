@@ -34,22 +34,56 @@ class LambdaContext:
         return max(0, int(self._deadline_ms - time.time() * 1000))
 
 
-def _count_aws_calls() -> dict:
-    """Count every AWS API call the function makes (service:Operation), for the local runtime's
-    per-function statistics and the benchmarks."""
-    import collections
+class AwsCalls:
+    """Every AWS API call the function makes (service:Operation), counted, and the wall time spent
+    inside them, for the local runtime's per-function statistics and the benchmarks. The time is
+    that of the union of the calls in flight, so calls made in parallel threads are not counted
+    twice and an invocation's AWS time never exceeds its duration. It includes botocore's own
+    work, the runtime's IAM check (AWS authorises a call inside it too) and moto's answer."""
 
-    import botocore.client
+    def __init__(self) -> None:
+        import collections
+        import threading
 
-    calls: collections.Counter = collections.Counter()
-    make_api_call = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
+        self.calls: collections.Counter = collections.Counter()
+        self.seconds = 0.0
+        self._in_flight = 0
+        self._since = 0.0
+        self._lock = threading.Lock()
 
-    def counting(self, operation_name, api_params):  # type: ignore[no-untyped-def]
-        calls[f"{self.meta.service_model.endpoint_prefix}:{operation_name}"] += 1
-        return make_api_call(self, operation_name, api_params)
+    def clear(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.seconds = 0.0
+            self._since = time.perf_counter()  # a call still in flight counts from now on
 
-    botocore.client.BaseClient._make_api_call = counting  # type: ignore[attr-defined]
-    return calls
+    def enter(self, operation: str) -> None:
+        with self._lock:
+            self.calls[operation] += 1
+            if self._in_flight == 0:
+                self._since = time.perf_counter()
+            self._in_flight += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self.seconds += time.perf_counter() - self._since
+
+    def install(self) -> None:
+        import botocore.client
+
+        make_api_call = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
+        calls = self
+
+        def counting(self, operation_name, api_params):  # type: ignore[no-untyped-def]
+            calls.enter(f"{self.meta.service_model.endpoint_prefix}:{operation_name}")
+            try:
+                return make_api_call(self, operation_name, api_params)
+            finally:
+                calls.leave()
+
+        botocore.client.BaseClient._make_api_call = counting  # type: ignore[attr-defined]
 
 
 def _enforce_iam(identity_file: str):  # type: ignore[no-untyped-def]
@@ -70,6 +104,12 @@ def _enforce_iam(identity_file: str):  # type: ignore[no-untyped-def]
     return iam.LEDGERS.get(identity)
 
 
+def _timing(calls: AwsCalls, started: float) -> dict:
+    """The invocation's AWS calls, and its handler's wall time with the part spent inside them."""
+    handler_ms = (time.perf_counter() - started) * 1000
+    return {"aws_calls": dict(calls.calls), "handler_ms": handler_ms, "aws_ms": min(calls.seconds * 1000, handler_ms)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--result-fd", type=int, required=True)
@@ -83,7 +123,8 @@ def main() -> int:
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [os.environ["LAMBDA_TASK_ROOT"], *args.layer] + [p for p in sys.path if p and os.path.abspath(p) != here]
 
-    calls = _count_aws_calls()
+    calls = AwsCalls()
+    calls.install()
     ledger = _enforce_iam(args.iam) if args.iam else None
     module_path, _, function_name = os.environ["_HANDLER"].rpartition(".")
     try:
@@ -104,15 +145,16 @@ def main() -> int:
         request = json.loads(line)
         context = LambdaContext(request["request_id"], request["deadline_ms"])
         calls.clear()
+        started = time.perf_counter()
         try:
             result = handler(request["event"], context)
-            answer = {"ok": True, "result": result, "aws_calls": dict(calls)}
+            answer = {"ok": True, "result": result, **_timing(calls, started)}
             if ledger is not None:
                 answer["iam"] = ledger.drain()
             encoded = json.dumps(answer)
         except Exception as error:
             traceback.print_exc()
-            failure = {"ok": False, "errorType": type(error).__name__, "errorMessage": str(error), "aws_calls": dict(calls)}
+            failure = {"ok": False, "errorType": type(error).__name__, "errorMessage": str(error), **_timing(calls, started)}
             if ledger is not None:
                 failure["iam"] = ledger.drain()
             encoded = json.dumps(failure)

@@ -25,7 +25,7 @@ from devstack.events import Schedule, SqsPoller
 from devstack.functions import FunctionPool, InvocationError
 from devstack.gateway import Gateway, HttpResponse, Router, routes_from
 from devstack.iam import Identity, write_usage
-from devstack.moto_isolation import isolate_dynamodb_writes
+from devstack.moto_dynamodb import adapt_moto_dynamodb
 from devstack.policies import identities
 from devstack.resources import Physical, Provisioner, local_client
 from devstack.template import FunctionSpec, Template, TemplateError, load_yaml, samconfig_parameters
@@ -50,7 +50,11 @@ def _log_to_stdout() -> Callable[[str], None]:
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on the port now. The probe binds as the gateway and moto's
+    server do, with SO_REUSEADDR: the TIME_WAIT connections a stopped stack leaves behind (moto
+    closes every connection it serves) do not hold the port, only a listening socket does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:
@@ -154,7 +158,7 @@ class LocalStack:
                 raise StackError(f"port {port} ({name}) is already in use; pick another with --{name.lower()}-port")
         self.template = Template(self.template_path, self.parameters, self.stack_name)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's own request log
-        isolate_dynamodb_writes()
+        adapt_moto_dynamodb()
         self._moto = ThreadedMotoServer(ip_address=self.host, port=self.moto_port, verbose=False)
         self._moto.start()
         try:
@@ -309,7 +313,8 @@ class LocalStack:
 
     def _control(self, method: str, path: str, _: bytes) -> HttpResponse | None:
         """``POST /_local/schedules/{name}`` fires a schedule; ``GET /_local/functions`` lists them
-        (invocations, cold starts, AWS calls, and the calls their roles denied)."""
+        (invocations, cold starts, AWS calls, the calls their roles denied, and each one's latency
+        budget: the time inside its AWS calls and its own time, in all and as p50s per invocation)."""
         if not path.startswith(CONTROL_PREFIX):
             return None
         parts = path[len(CONTROL_PREFIX) :].strip("/").split("/")
@@ -317,7 +322,7 @@ class LocalStack:
             if method == "POST" and len(parts) == 2 and parts[0] == "schedules":
                 payload: Any = {"result": self.fire(parts[1])}
             elif method == "GET" and parts == ["functions"]:
-                payload = {name: asdict(pool.stats) for name, pool in self.pools.items()}
+                payload = {name: pool.stats.report() for name, pool in self.pools.items()}
             elif method == "GET" and parts == ["chaos"]:
                 payload = self.chaos.counters()
             else:

@@ -9,7 +9,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from devstack import iam
-from devstack.moto_isolation import isolate_dynamodb_writes
+from devstack.moto_dynamodb import adapt_moto_dynamodb
 from devstack.stack import free_port
 from tests.support import Resources, function_environment_of, load_function
 
@@ -33,7 +33,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def moto_endpoint() -> Iterator[str]:
     """One moto server for the whole run; every test that uses it starts from a reset."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    isolate_dynamodb_writes()
+    adapt_moto_dynamodb()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +19,7 @@ import pytest
 from devstack.chaos import Chaos
 from devstack.events import Schedule, SqsPoller
 from devstack.functions import LOCAL_VARIABLES, RUNTIME_VARIABLES
-from devstack.stack import LocalStack, free_port
+from devstack.stack import LocalStack, free_port, port_is_free
 from tests.support import ROOT, wait_for
 
 FIXTURE = ROOT / "tests/fixtures/runtime/template.yaml"
@@ -308,6 +310,24 @@ def test_a_port_in_use_is_a_one_line_error(stack: LocalStack, tmp_path: Path) ->
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_stopped_servers_port_is_free_at_once_though_its_connections_linger() -> None:
+    # Given a server that served one connection and closed it first, as moto closes each one
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    served, _ = server.accept()
+    assert not port_is_free("127.0.0.1", port)  # listening: taken
+    served.close()
+    client.close()
+    # When the server stops, its side of the connection left in TIME_WAIT
+    server.close()
+    # Then the port counts as free, as the next stack's servers can bind it at once
+    assert port_is_free("127.0.0.1", port)
+
+
 def test_each_functions_aws_calls_are_counted(stack: LocalStack) -> None:
     # Given the consumer writes one item per record
     before = dict(stack.pools["ConsumerFunction"].stats.aws_calls)
@@ -320,6 +340,46 @@ def test_each_functions_aws_calls_are_counted(stack: LocalStack) -> None:
     after = stack.pools["ConsumerFunction"].stats.aws_calls
     assert after.get("dynamodb:UpdateItem", 0) - before.get("dynamodb:UpdateItem", 0) == 3
     assert sum(after.values()) - sum(before.values()) == 3
+
+
+def _budget_delta(api: httpx.Client, name: str, before: dict[str, Any]) -> dict[str, float]:
+    after = api.get("/_local/functions").json()[name]
+    return {key: after[key] - before[key] for key in ("timed_invocations", "duration_ms", "aws_ms", "own_ms", "handler_ms")}
+
+
+def test_an_invocation_splits_into_aws_time_and_own_time(stack: LocalStack, api: httpx.Client) -> None:
+    # Given a function that makes three DynamoDB calls per batch of three records
+    before = api.get("/_local/functions").json()["ConsumerFunction"]
+    records = [
+        {"messageId": f"t{i}", "receiptHandle": "r", "body": f"timed-{i}", "attributes": {}, "messageAttributes": {}} for i in range(3)
+    ]
+    # When it is invoked once
+    stack.invoke("ConsumerFunction", {"Records": records})
+    # Then the runtime reports that invocation's time inside AWS calls and its own time, which
+    # add up to its duration; the AWS time lies within the handler's time (measured in the
+    # function's process), and that within the duration (measured by the runtime)
+    spent = _budget_delta(api, "ConsumerFunction", before)
+    assert spent["timed_invocations"] == 1
+    assert spent["aws_ms"] > 0
+    assert spent["own_ms"] > 0
+    assert spent["aws_ms"] + spent["own_ms"] == pytest.approx(spent["duration_ms"], abs=0.01)
+    assert spent["aws_ms"] <= spent["handler_ms"] <= spent["duration_ms"]
+    stats = api.get("/_local/functions").json()["ConsumerFunction"]
+    assert stats["aws_p50_ms"] > 0
+    assert stats["own_p50_ms"] > 0
+
+
+def test_a_function_without_aws_calls_spends_no_aws_time(stack: LocalStack, api: httpx.Client) -> None:
+    # Given a function that calls no AWS service
+    before = api.get("/_local/functions").json()["EchoFunction"]
+    # When it answers a request
+    assert api.get("/echo/quiet").status_code == 201
+    # Then all of its duration is its own time
+    spent = _budget_delta(api, "EchoFunction", before)
+    assert spent["timed_invocations"] == 1
+    assert spent["aws_ms"] == 0
+    assert spent["own_ms"] == pytest.approx(spent["duration_ms"], abs=0.01)
+    assert spent["duration_ms"] > 0
 
 
 # ---------------------------------------------------------------- IAM enforcement
