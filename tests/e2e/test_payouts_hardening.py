@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import RunningStack
+from tests.e2e.test_payment_webhooks import provider_payout_of
 from tests.e2e.test_payouts_e2e import HANDED_OFF, access_token, status_of
 from tests.payouts_support import VALID_BODY
 from tests.support import wait_for
@@ -28,18 +29,6 @@ def create(api: httpx.Client, user: dict[str, str], **changes: Any) -> httpx.Res
     return api.post("/payouts", json={**VALID_BODY, **changes}, headers={**user, "idempotency-key": f"hard-{uuid.uuid4()}"})
 
 
-def provider_payout(api: httpx.Client, payout_id: str) -> dict[str, Any] | None:
-    cursor = None
-    while True:
-        page = api.get("/sandbox/payments/v1/payouts", params={"limit": 200, **({"cursor": cursor} if cursor else {})}).json()
-        for item in page["items"]:
-            if item["idempotency_key"] == payout_id:
-                return dict(item)
-        cursor = page["next_cursor"]
-        if not cursor:
-            return None
-
-
 # ---------------------------------------------------------------- item 2: ISO 4217 minor units
 @pytest.mark.parametrize(("amount", "currency", "decimal"), [(12550, "UGX", "12550"), (12550, "ZAR", "125.50"), (7, "USD", "0.07")])
 def test_amounts_are_in_the_currencys_iso_4217_minor_unit_everywhere(
@@ -55,7 +44,7 @@ def test_amounts_are_in_the_currencys_iso_4217_minor_unit_everywhere(
     listed = {p["id"]: p for p in api.get("/payouts", headers=user).json()["items"]}
     assert listed[payout_id]["amount_decimal"] == decimal
     # And the provider receives the same integer in ISO 4217 minor units, with its major-unit amount
-    received = wait_for(lambda: provider_payout(api, payout_id), timeout=30)
+    received = wait_for(lambda: provider_payout_of(api, payout_id), timeout=30)
     assert (received["amount"], received["currency"], received["amount_decimal"]) == (amount, currency, decimal)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus
@@ -159,6 +160,24 @@ def basic_credentials(client_id: str, client_secret: str) -> str:
     return "Basic " + base64.b64encode(joined.encode()).decode()
 
 
+def _provider_json(send: Callable[[], httpx.Response], endpoint: str, refused: tuple[int, ...], refusal: str) -> Any:
+    """The JSON body of a 200 from the identity provider's ``endpoint``: Unauthorized with
+    ``refusal`` for a status in ``refused``, DependencyFailure for no answer, another status or
+    a body that is not JSON."""
+    try:
+        response = send()
+    except httpx.HTTPError as error:
+        raise DependencyFailure(f"The identity provider's {endpoint} did not answer.") from error
+    if response.status_code in refused:
+        raise Unauthorized(refusal)
+    if response.status_code != 200:
+        raise DependencyFailure(f"The identity provider's {endpoint} answered {response.status_code}.")
+    try:
+        return response.json()
+    except ValueError as error:
+        raise DependencyFailure(f"The identity provider's {endpoint} answered something other than JSON.") from error
+
+
 def exchange_code(settings: OidcSettings, client: httpx.Client, code: str, code_verifier: str) -> TokenSet:
     """The tokens for an authorization code; Unauthorized when the provider refuses it."""
     discovery = provider.discovery(client, settings.issuer)
@@ -169,18 +188,12 @@ def exchange_code(settings: OidcSettings, client: httpx.Client, code: str, code_
         headers["Authorization"] = basic_credentials(settings.client_id, client_secret)
     else:
         form.update(client_id=settings.client_id, client_secret=client_secret)
-    try:
-        response = client.post(discovery["token_endpoint"], data=form, timeout=HTTP_TIMEOUT, headers=headers)
-    except httpx.HTTPError as error:
-        raise DependencyFailure("The identity provider's token endpoint did not answer.") from error
-    if response.status_code in (400, 401):
-        raise Unauthorized("The identity provider refused the code exchange.")
-    if response.status_code != 200:
-        raise DependencyFailure(f"The identity provider's token endpoint answered {response.status_code}.")
-    try:
-        body = response.json()
-    except ValueError as error:
-        raise DependencyFailure("The identity provider's token endpoint answered something other than JSON.") from error
+    body = _provider_json(
+        lambda: client.post(discovery["token_endpoint"], data=form, timeout=HTTP_TIMEOUT, headers=headers),
+        "token endpoint",
+        (400, 401),
+        "The identity provider refused the code exchange.",
+    )
     id_token, access_token = body.get("id_token"), body.get("access_token")
     if not isinstance(id_token, str):
         raise Unauthorized("The identity provider returned no ID token.")
@@ -193,20 +206,14 @@ def userinfo(settings: OidcSettings, client: httpx.Client, access_token: str, su
     endpoint = provider.discovery(client, settings.issuer).get("userinfo_endpoint")
     if not isinstance(endpoint, str) or not endpoint:
         return {}
-    try:
-        response = client.get(
+    claims = _provider_json(  # a signed or encrypted (application/jwt) answer is not supported
+        lambda: client.get(
             endpoint, headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"}, timeout=HTTP_TIMEOUT
-        )
-    except httpx.HTTPError as error:
-        raise DependencyFailure("The identity provider's UserInfo endpoint did not answer.") from error
-    if response.status_code in (401, 403):
-        raise Unauthorized("The identity provider's UserInfo endpoint refused the access token.")
-    if response.status_code != 200:
-        raise DependencyFailure(f"The identity provider's UserInfo endpoint answered {response.status_code}.")
-    try:
-        claims = response.json()  # a signed or encrypted (application/jwt) answer is not supported
-    except ValueError as error:
-        raise DependencyFailure("The identity provider's UserInfo endpoint answered something other than JSON.") from error
+        ),
+        "UserInfo endpoint",
+        (401, 403),
+        "The identity provider's UserInfo endpoint refused the access token.",
+    )
     if not isinstance(claims, dict):
         raise DependencyFailure("The identity provider's UserInfo answer is not a JSON object.")
     if claims.get("sub") != subject:
