@@ -67,6 +67,40 @@ def mint_token(resources: Resources, user_id: str) -> str:
         return issue_access_token(resources.settings("PayoutsApiFunction", SignedInSettings), user_id, f"session-{user_id}")
 
 
+def funding_reference_of(resources: Resources, user_id: str) -> str:
+    """The user's funding reference, as ``GET /balances`` shows it (the payouts API in-process)."""
+    from tests.webhooks_support import InProcess
+
+    api = InProcess(resources, "PayoutsApiFunction")
+    token = mint_token(resources, user_id)
+    response = api(http_event("GET", "/balances", headers={"authorization": f"Bearer {token}"}))
+    assert response["statusCode"] == 200, response
+    return str(json.loads(response["body"])["funding_reference"])
+
+
+def fund(resources: Resources, user_id: str, amount: int, currency: str = "ZAR", event_id: str | None = None) -> str:
+    """Credit ``user_id`` the way money arrives: the payment events worker applies a
+    ``funding.received`` event naming the user's funding reference (the receiver has verified its
+    signature and queued it). Returns the event id."""
+    from tests.webhooks_support import InProcess, event_id_of, funding_body
+    from tests.webhooks_support import sqs_event as events_batch
+
+    body = funding_body(funding_reference_of(resources, user_id), amount, currency, event_id)
+    answer = InProcess(resources, "PaymentEventsWorkerFunction")(events_batch([body]))
+    assert answer["batchItemFailures"] == [], answer
+    return event_id_of(body)
+
+
+# What a user is funded with before their payouts (a million rand): far more than a test spends.
+FUNDED = 100_000_000
+
+
+def funded_token(resources: Resources, user_id: str, amount: int = FUNDED, currency: str = VALID_BODY["currency"]) -> str:
+    """An access token for ``user_id``, whose balance has been funded first (:func:`fund`)."""
+    fund(resources, user_id, amount, currency)
+    return mint_token(resources, user_id)
+
+
 def call(handler: Any, event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
     response = handler(event, LambdaContext())
     body = response.get("body")

@@ -33,6 +33,17 @@ def event_body(event_type: str, payout_id: str, event_id: str | None = None, **d
     return json.dumps(document, separators=(",", ":")).encode()
 
 
+def funding_body(funding_reference: str, amount: int, currency: str, event_id: str | None = None) -> bytes:
+    """A ``funding.received`` event as the payment provider sends it."""
+    document = {
+        "id": event_id or f"evt_{uuid.uuid4().hex}",
+        "type": "funding.received",
+        "created_at": datetime.now(UTC).isoformat(),
+        "data": {"funding_reference": funding_reference, "amount": amount, "currency": currency, "provider_reference": "pf_test"},
+    }
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
 def event_id_of(body: bytes) -> str:
     return str(json.loads(body)["id"])
 

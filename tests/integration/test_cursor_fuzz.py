@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.payouts_support import VALID_BODY, call, http_event, mint_token
+from tests.payouts_support import VALID_BODY, call, funded_token, http_event
 from tests.support import Resources
 
 USER = "user-cursor-fuzz"
@@ -61,7 +61,7 @@ def _seed_transactions(resources: Resources) -> None:
 def listing(request: pytest.FixtureRequest, handler_of, resources: Resources) -> tuple[Any, str, str]:
     """One list route's function loaded in-process, with two of USER's items to list; its path and a token."""
     logical_id, path = request.param
-    token = mint_token(resources, USER)
+    token = funded_token(resources, USER)
     handler = handler_of(logical_id)
     if path == "/payouts":
         for n in (1, 2):

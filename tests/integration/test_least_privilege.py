@@ -15,7 +15,7 @@ import pytest
 from devstack import iam
 from devstack.template import load_yaml
 from tests.bank_support import BankWorld, binding_cookie
-from tests.payouts_support import VALID_BODY, call, http_event, mint_token
+from tests.payouts_support import VALID_BODY, call, funded_token, http_event
 from tests.support import TEMPLATE, Resources, function_environment_of, load_function
 
 
@@ -46,7 +46,7 @@ def _table_arn(resources: Resources) -> str:
 def test_without_its_create_statement_the_payouts_api_is_denied_the_put_and_answers_500(moto_endpoint: str) -> None:
     # Given PayoutsApiFunction's role without the statement that lets POST /payouts put its items
     resources = _narrowed(moto_endpoint, "PayoutsApiFunction", "CreatePayout")
-    token = mint_token(resources, "user-" + uuid.uuid4().hex[:6])
+    token = funded_token(resources, "user-" + uuid.uuid4().hex[:6])
     with function_environment_of(resources, "PayoutsApiFunction"):
         api = load_function(resources, "PayoutsApiFunction").lambda_handler
         # When a payout is created

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from devstack.events import SqsPoller
-from tests.payouts_support import VALID_BODY, call, http_event, in_process_transport, item_keys, mint_token, sqs_event
+from tests.payouts_support import VALID_BODY, call, funded_token, http_event, in_process_transport, item_keys, sqs_event
 from tests.support import LambdaContext, Resources, function_environment_of, load_function
 
 # Long enough for the in-process sandbox to answer on a loaded 2-core machine (its accept does
@@ -88,7 +88,7 @@ def world(resources: Resources, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wor
         BACKOFF_BASE_SECONDS="0.5",
         BACKOFF_CAP_SECONDS="2",
     )
-    bearer = mint_token(resources, "alice")
+    bearer = funded_token(resources, "alice")
     with function_environment_of(resources, "PayoutWorkerFunction", "PayoutsApiFunction", "SandboxFunction"):
         api = load_function(resources, "PayoutsApiFunction").lambda_handler
         sandbox = load_function(resources, "SandboxFunction").lambda_handler

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.payouts_support import VALID_BODY, call, http_event, item_keys, mint_token
+from tests.payouts_support import VALID_BODY, call, funded_token, http_event, item_keys, mint_token
 from tests.support import Resources
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -23,11 +23,12 @@ def api(handler_of) -> Handler:
 
 @pytest.fixture
 def token(resources: Resources) -> Callable[[str], str]:
+    """A user's token; the user is funded (through the payment events worker) the first time."""
     cache: dict[str, str] = {}
 
     def of(user_id: str) -> str:
         if user_id not in cache:
-            cache[user_id] = mint_token(resources, user_id)
+            cache[user_id] = funded_token(resources, user_id)
         return cache[user_id]
 
     return of
@@ -255,7 +256,7 @@ def test_the_rate_limit_answers_429_with_retry_after_and_writes_nothing(resource
     # Given a limit of 2 payouts a minute
     resources.functions["PayoutsApiFunction"].environment["PAYOUT_RATE_LIMIT_PER_MINUTE"] = "2"
     api = handler_of("PayoutsApiFunction")
-    bearer = mint_token(resources, "alice")
+    bearer = funded_token(resources, "alice")
     assert post(api, bearer, key="a")[0] == 201
     assert post(api, bearer, key="b")[0] == 201
     before = item_keys(resources)
@@ -296,7 +297,7 @@ def shared(moto_endpoint: str):
     from tests.support import function_environment_of, load_function
 
     resources = Resources(moto_endpoint)
-    bearer = mint_token(resources, "alice")
+    bearer = funded_token(resources, "alice")
     with function_environment_of(resources, "PayoutsApiFunction"):
         yield resources, load_function(resources, "PayoutsApiFunction").lambda_handler, bearer
 
@@ -376,7 +377,7 @@ def test_another_users_payout_is_404_and_unknown_ids_too(shared) -> None:
 def test_listing_is_newest_first_paginated_and_only_the_callers(resources: Resources, handler_of) -> None:
     # Given alice has five payouts and bob one
     api = handler_of("PayoutsApiFunction")
-    alice, bob = mint_token(resources, "alice"), mint_token(resources, "bob")
+    alice, bob = funded_token(resources, "alice"), funded_token(resources, "bob")
     created = [post(api, alice, key=f"list-{i}")[2]["id"] for i in range(5)]
     post(api, bob, key="list-bob")
     # When alice pages through two at a time

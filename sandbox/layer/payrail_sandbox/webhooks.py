@@ -16,7 +16,9 @@ Routes (tests and demos script the provider with them):
 * ``POST /v1/payouts/{id}/events`` ``{"type": ...}``: emit a chosen event for a provider payout now;
 * ``GET /v1/payouts/{id}/events``: every event emitted for it, with its delivery state;
 * ``POST /v1/events/{event_id}/redeliver``: deliver an earlier event again (same id and body,
-  fresh signature), without moving the provider's payout.
+  fresh signature), without moving the provider's payout;
+* ``POST /v1/funding`` ``{"funding_reference", "amount", "currency"}``: money received for a
+  client, reported as a signed ``funding.received`` event after the configured delay.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.utilities import parameters
 from payrail import clock, queues
 from payrail.db import ConditionFailed
+from payrail.domain import money
 from payrail.errors import DependencyFailure, NotFound
 from payrail.http import json_response
 from payrail.observability import CORRELATION_HEADER, correlation_id, logger
@@ -92,6 +95,24 @@ class EmittedEvent(BaseModel):
 
 class EmittedEvents(BaseModel):
     items: list[EmittedEvent]
+
+
+class FundingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    funding_reference: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="The client's funding reference")
+    amount: int = Field(gt=0, le=10**12, description="Integer ISO 4217 minor units of the currency")
+    currency: money.PayoutCurrency
+
+
+class ScheduledFunding(BaseModel):
+    id: str
+    type: str
+    funding_reference: str
+    amount: int
+    currency: str
+    provider_reference: str
+    state: str
 
 
 # ------------------------------------------------------------------------ storage
@@ -192,6 +213,34 @@ def trigger_event(defaults: SandboxWebhookSettings, provider_payout_id: str, req
     event_id = _store_event(provider_payout, request.type, reason)
     _enqueue(defaults, event_id, 0, advance=True)
     return event_id
+
+
+def schedule_funding(defaults: SandboxWebhookSettings, request: FundingRequest) -> ScheduledFunding:
+    """Money received: store a ``funding.received`` event and deliver it after the configured delay."""
+    event_id = f"evt_{uuid.uuid4().hex}"
+    provider_reference = f"pf_{uuid.uuid4().hex[:24]}"
+    document = {
+        "id": event_id,
+        "type": "funding.received",
+        "created_at": clock.text(),
+        "data": {**request.model_dump(mode="json"), "provider_reference": provider_reference},
+    }
+    table().put(
+        {
+            **_event_key(event_id),
+            "id": event_id,
+            "type": document["type"],
+            "body": json.dumps(document, separators=(",", ":")),
+            "state": "scheduled",
+            "attempts": 0,
+        },
+        condition="attribute_not_exists(pk)",
+    )
+    _enqueue(defaults, event_id, current_config(defaults).delay_seconds, advance=False)
+    logger.info("sandbox funding scheduled", extra={"event_id": event_id, "currency": request.currency})
+    return ScheduledFunding(
+        id=event_id, type=str(document["type"]), provider_reference=provider_reference, state="scheduled", **request.model_dump()
+    )
 
 
 def redeliver(defaults: SandboxWebhookSettings, event_id: str) -> None:
@@ -358,3 +407,13 @@ def get_payout_events(provider_payout_id: Annotated[str, Path(max_length=64)]) -
 def post_redeliver(event_id: Annotated[str, Path(max_length=200)]) -> Response[dict[str, str]]:
     redeliver(sandbox_settings.of(router), event_id)
     return json_response({"id": event_id, "state": "redelivering"}, 202)
+
+
+@router.post(
+    "/v1/funding",
+    summary="Sandbox provider: money received for a client, reported by a signed funding.received event after the delay",
+    responses={202: {"description": "Queued for delivery"}},
+    tags=TAGS,
+)
+def post_funding(request: FundingRequest) -> Response[ScheduledFunding]:
+    return json_response(schedule_funding(sandbox_settings.of(router), request), 202)

@@ -269,11 +269,12 @@ class Table:
         last = answer.get("LastEvaluatedKey")
         return Page([deserialize(i) for i in answer.get("Items", [])], deserialize(last) if last else None)
 
-    def transact_write(self, actions: Sequence[Write]) -> None:
-        """All or nothing. A ``TransactionConflict`` with a concurrent writer is retried with jitter;
-        a failed condition raises :class:`TransactionCancelled` with the stored items it asked for."""
+    def transact_write(self, actions: Sequence[Write], conflict_attempts: int = TRANSACTION_CONFLICT_ATTEMPTS) -> None:
+        """All or nothing. A ``TransactionConflict`` with a concurrent writer is retried with jitter,
+        ``conflict_attempts`` tries in all; a failed condition raises :class:`TransactionCancelled`
+        with the stored items it asked for."""
         request = [{action.kind: action.params} for action in actions]
-        for attempt in range(1, TRANSACTION_CONFLICT_ATTEMPTS + 1):
+        for attempt in range(1, conflict_attempts + 1):
             try:
                 self._client.transact_write_items(TransactItems=request)
                 return
@@ -287,10 +288,7 @@ class Table:
                 codes = {r.code for r in reasons}
                 if "ConditionalCheckFailed" in codes:
                     raise TransactionCancelled(reasons) from error
-                if (
-                    codes & {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
-                    and attempt < TRANSACTION_CONFLICT_ATTEMPTS
-                ):
+                if codes & {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"} and attempt < conflict_attempts:
                     time.sleep(retry.backoff(attempt, 0.02, 1.0))
                     continue
                 raise DependencyFailure(f"DynamoDB cancelled the transaction: {sorted(codes)}") from error

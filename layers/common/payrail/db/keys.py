@@ -21,6 +21,10 @@ to the connection.
 | bank sync schedule | ``BANKSCHEDULE#{connection_id}`` | ``SCHEDULE`` | ``BANKDUE#{shard}`` / next sync time |
 | bank transaction | ``CONN#{connection_id}`` | ``TXN#{transaction_id}`` | ``USER#{user_id}#TXNS`` / ``{date}#{connection_id}#{id}`` |
 | circuit breaker | ``CIRCUIT#{name}`` | ``CIRCUIT`` | |
+| balance | ``BALANCE#{user_id}`` | ``{currency}`` | ``BALANCECHANGED#{shard}`` / ``{updated_at}#{user_id}#{currency}`` |
+| ledger entry | ``LEDGER#{user_id}#{currency}`` | ``ENTRY#{entry_id}`` | ``USER#{user_id}#LEDGER#{currency}`` / ``{created_at}#{id}`` |
+| funding reference | ``FUNDREF#{reference}`` | ``FUNDREF`` | |
+| ledger audit's progress | ``LEDGERAUDIT`` | ``STATE`` | |
 """
 
 from __future__ import annotations
@@ -129,3 +133,50 @@ def session(session_id: str) -> Key:
 def refresh_token(token: str) -> Key:
     """Refresh tokens are stored by their SHA-256 only, so the table never holds a usable token."""
     return {"pk": "REFRESH#" + hashlib.sha256(token.encode()).hexdigest(), "sk": "REFRESH"}
+
+
+# -------------------------------------------------------------------- balances and the ledger
+BALANCE_CHANGED_SHARDS = 4
+
+
+def balance(user_id: str, currency: str) -> Key:
+    """A user's balance in one currency; every balance of a user shares the partition, so
+    ``GET /balances`` is one query."""
+    return {"pk": balance_partition(user_id), "sk": currency}
+
+
+def balance_partition(user_id: str) -> str:
+    return f"BALANCE#{user_id}"
+
+
+def balance_changed_shard(user_id: str) -> str:
+    """Where a balance is indexed on gsi1 by the time it last changed: every write to the balance
+    sets it (no extra call), so the ledger audit queries only the balances changed since its last run."""
+    shard = int(hashlib.sha256(user_id.encode()).hexdigest(), 16) % BALANCE_CHANGED_SHARDS
+    return f"BALANCECHANGED#{shard}"
+
+
+def balance_changed_shards() -> list[str]:
+    return [f"BALANCECHANGED#{shard}" for shard in range(BALANCE_CHANGED_SHARDS)]
+
+
+def ledger_partition(user_id: str, currency: str) -> str:
+    return f"LEDGER#{user_id}#{currency}"
+
+
+def ledger_entry(user_id: str, currency: str, entry_id: str) -> Key:
+    """A ledger entry; its id is derived from what it records (the payout and the movement, or the
+    funding event), so a retried write meets its own earlier entry and cannot append twice."""
+    return {"pk": ledger_partition(user_id, currency), "sk": f"ENTRY#{entry_id}"}
+
+
+def user_ledger_index(user_id: str, currency: str) -> str:
+    return f"USER#{user_id}#LEDGER#{currency}"
+
+
+def funding_reference(reference: str) -> Key:
+    return {"pk": f"FUNDREF#{reference}", "sk": "FUNDREF"}
+
+
+def ledger_audit_state() -> Key:
+    return {"pk": "LEDGERAUDIT", "sk": "STATE"}

@@ -4,7 +4,11 @@ An event is applied with ONE ``TransactWriteItems``:
 
 1. Put ``EVENT#{id}`` if it does not exist (the deduplication record, written here);
 2. the payout's own transition (:func:`payrail.db.payouts.transition_actions`): the forward-only
-   conditional update and, for a terminal status, the outbox marker's delete.
+   conditional update and, for a terminal status, the outbox marker's delete and the release
+   (``failed``) or settlement (``paid``) of its reserve, with its ledger entry.
+
+A ``funding.received`` event is applied the same way (:func:`apply_funding`): the event record's
+put, the balance's credit and its ledger entry, in one transaction.
 
 If (1) fails the event was seen before: nothing happens. If (2) fails the payout has already
 moved past the event (a late or repeated event): the event is recorded as ignored with a
@@ -20,7 +24,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 
 from payrail import clock
-from payrail.db import ConditionFailed, Item, TransactionCancelled, keys, table
+from payrail.db import ConditionFailed, Item, TransactionCancelled, balances, keys, table
 from payrail.db import payouts as payout_store
 from payrail.db.payouts import StoredPayout
 from payrail.domain.payout_status import PayoutStatus
@@ -46,6 +50,19 @@ class StatusChange:
     source: str = "webhook"
 
 
+@dataclass(frozen=True)
+class Funding:
+    """Money the provider received for a user (``funding.received``)."""
+
+    event_id: str
+    event_type: str
+    funding_reference: str
+    amount: int
+    currency: str
+    provider_reference: str | None = None
+    source: str = "webhook"
+
+
 class EventRecord(BaseModel):
     """What the table remembers of an event."""
 
@@ -61,13 +78,14 @@ class EventRecord(BaseModel):
     recorded_at: str
 
 
-def _event_item(change: StatusChange, outcome: Outcome, now: datetime, why: str | None = None) -> Item:
+def _event_item(change: StatusChange | Funding, outcome: Outcome, now: datetime, why: str | None = None) -> Item:
+    payout_id, target = (change.payout_id, change.target) if isinstance(change, StatusChange) else (None, None)
     return {
         **keys.webhook_event(change.event_id),
         "event_id": change.event_id,
         "type": change.event_type,
-        "payout_id": change.payout_id,
-        "target": change.target.value if change.target else None,
+        "payout_id": payout_id,
+        "target": target.value if target else None,
         "outcome": outcome.value,
         "reason": why,
         "source": change.source,
@@ -76,7 +94,7 @@ def _event_item(change: StatusChange, outcome: Outcome, now: datetime, why: str 
     }
 
 
-def _record_only(change: StatusChange, outcome: Outcome, now: datetime, why: str) -> Outcome:
+def _record_only(change: StatusChange | Funding, outcome: Outcome, now: datetime, why: str) -> Outcome:
     try:
         table().put(_event_item(change, outcome, now, why), condition="attribute_not_exists(pk)")
     except ConditionFailed:
@@ -113,6 +131,7 @@ def apply_status_change(change: StatusChange) -> tuple[Outcome, StoredPayout | N
     except TransactionCancelled as cancelled:
         if cancelled.reason(0).code == "ConditionalCheckFailed":
             return Outcome.DUPLICATE, payout
+        payout_store.check_transition_cancelled(cancelled, 1)
         # The stored payout comes with the cancellation; read it if the store did not return it.
         returned = cancelled.reason(1).item
         stored = StoredPayout.model_validate(returned) if returned else payout_store.get(change.payout_id)
@@ -120,3 +139,22 @@ def apply_status_change(change: StatusChange) -> tuple[Outcome, StoredPayout | N
             return Outcome.UNKNOWN_PAYOUT, None
         return _record_only(change, Outcome.IGNORED, now, f"payout is already {stored.status.value}"), stored
     return Outcome.APPLIED, payout.model_copy(update={"status": change.target})
+
+
+def apply_funding(funding: Funding) -> tuple[Outcome, str | None]:
+    """Credit ``funding`` exactly once: the event record and the credit with its ledger entry are
+    one transaction, so a redelivered event fails on its record and credits nothing. Returns the
+    outcome and the user credited (None for a reference no user has, recorded as ignored)."""
+    now = clock.now()
+    user_id = balances.user_of_funding_reference(funding.funding_reference)
+    if user_id is None:
+        return _record_only(funding, Outcome.IGNORED, now, "unknown funding reference"), None
+    db = table()
+    credit = balances.credit_actions(user_id, funding.currency, funding.amount, funding.event_id, clock.text(now))
+    try:
+        db.transact_write([db.put_action(_event_item(funding, Outcome.APPLIED, now), condition="attribute_not_exists(pk)"), *credit])
+    except TransactionCancelled as cancelled:
+        if cancelled.reason(0).code == "ConditionalCheckFailed":
+            return Outcome.DUPLICATE, user_id
+        raise payout_store.LedgerMismatch(f"a funding entry exists without its event record: {funding.event_id}") from cancelled
+    return Outcome.APPLIED, user_id

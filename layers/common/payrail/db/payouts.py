@@ -1,15 +1,21 @@
 """The payout's one owner in data access: its items, its status changes and its whole outbox.
 
 Items written here and nowhere else: the idempotency record, the payout, its unfinished-payout
-(outbox) marker and the payout rate-limit window.
+(outbox) marker and the payout rate-limit window. The balance and its ledger entry join the same
+transactions through :mod:`payrail.db.balances`.
 
-* **Create** is one ``TransactWriteItems`` of four actions (:func:`create`). When its cancellation
-  reasons say the idempotency record already exists, ``ReturnValuesOnConditionCheckFailure`` has
-  handed the stored record back in the same call, so a replay costs one call and there is no
-  "in progress" window in which a concurrent duplicate could create a second payout.
+* **Create** is one ``TransactWriteItems`` of six actions (:func:`create`): those four items, the
+  balance's reserve (``available >= amount``) and its ledger entry. When its cancellation reasons
+  say the idempotency record already exists, ``ReturnValuesOnConditionCheckFailure`` has handed
+  the stored record back in the same call, so a replay costs one call and there is no
+  "in progress" window in which a concurrent duplicate could create a second payout; when the
+  balance's condition failed, the stored balance came back the same way, so "insufficient funds"
+  names what is available, also in one call, and nothing was written.
 * **Status changes** are conditional updates that hold only when the status machine
   (:mod:`payrail.domain.payout_status`) allows the move; a terminal one deletes the outbox marker
-  in the same transaction (:func:`transition_actions`, which the payment-event recorder joins).
+  and releases (``failed``) or settles (``paid``) the payout's reserve in the same transaction
+  (:func:`transition_actions`, which the payment-event recorder joins), so however often the
+  event comes, the money moves once.
 * **The outbox**: a marker per unfinished payout, sharded, which the scheduled reconciliation
   reads (:func:`old_markers`), claims for a re-enqueue (:func:`claim_requeue`) and removes when
   the payout is final (:func:`delete_marker`).
@@ -23,7 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from payrail.db import ConditionFailed, Item, TransactionCancelled, Write, decode_cursor, encode_cursor, keys, table
+from payrail.db import ConditionFailed, Item, TransactionCancelled, Write, balances, decode_cursor, encode_cursor, keys, table
 from payrail.domain.payout_status import PayoutStatus, sources_of
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -31,7 +37,10 @@ RATE_WINDOW_SECONDS = 60
 PAYOUTS_INDEX = "gsi1"
 
 # The order of the create transaction's actions; cancellation reasons line up with it.
-_IDEMPOTENCY, _PAYOUT, _OUTBOX, _RATE = range(4)
+_IDEMPOTENCY, _PAYOUT, _OUTBOX, _RATE, _BALANCE, _LEDGER = range(6)
+# How often a create whose transaction conflicted with another writer of the same balance (a
+# hot key: one user's concurrent creates) is tried in all, with jittered backoff in between.
+CREATE_CONFLICT_ATTEMPTS = 8
 
 
 class StoredPayout(BaseModel):
@@ -55,6 +64,9 @@ class StoredPayout(BaseModel):
     # When a payout worker last received a message naming it (``receive``): reconciliation's
     # sign that the payout's message is still in flight.
     received_at: str | None = None
+    # Its amount was reserved from the balance when it was created (every payout since balances
+    # exist), so its end releases or settles it.
+    funds_reserved: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,11 @@ class RateLimitHit:
     retry_after: int
 
 
+@dataclass(frozen=True)
+class InsufficientFunds:
+    available: int
+
+
 def create(
     *,
     user_id: str,
@@ -126,9 +143,10 @@ def create(
     payout: dict[str, Any],
     now: float,
     rate_limit: int,
-) -> Created | Replayed | RateLimitHit:
-    """Write the idempotency record, the payout, its outbox marker and the rate-limit count in
-    ONE transaction, or write nothing and say why. ``payout`` is the public view to answer with."""
+) -> Created | Replayed | RateLimitHit | InsufficientFunds:
+    """Write the idempotency record, the payout, its outbox marker, the rate-limit count, the
+    balance's reserve and its ledger entry in ONE transaction, or write nothing and say why.
+    ``payout`` is the public view to answer with."""
     db = table()
     body = dict(payout)
     window = int(now // RATE_WINDOW_SECONDS)
@@ -150,6 +168,7 @@ def create(
         "gsi1sk": f"{payout['created_at']}#{payout['id']}",
         "user_id": user_id,
         "version": 1,
+        "funds_reserved": True,
         **payout,
     }
     marker = {**keys.outbox(payout["id"], payout["created_at"]), "payout_id": payout["id"], "user_id": user_id}
@@ -165,9 +184,10 @@ def create(
             names={"#count": "count"},
             values={":zero": 0, ":one": 1, ":limit": rate_limit, ":expires": window_end + RATE_WINDOW_SECONDS},
         ),
+        *balances.reserve_actions(user_id, payout["currency"], payout["amount"], payout["id"], payout["created_at"]),
     ]
     try:
-        db.transact_write(actions)
+        db.transact_write(actions, conflict_attempts=CREATE_CONFLICT_ATTEMPTS)
     except TransactionCancelled as cancelled:
         stored = cancelled.reason(_IDEMPOTENCY)
         if stored.code == "ConditionalCheckFailed" and stored.item:
@@ -178,6 +198,9 @@ def create(
             )
         if cancelled.reason(_RATE).code == "ConditionalCheckFailed":
             return RateLimitHit(retry_after=max(1, int(window_end - now + 0.999)))
+        balance = cancelled.reason(_BALANCE)
+        if balance.code == "ConditionalCheckFailed":
+            return InsufficientFunds(available=balances.available_of(balance.item))
         raise
     return Created(201, body)
 
@@ -257,14 +280,36 @@ def transition_actions(
     actions = [db.update_action(keys.payout(payout.id), update, condition, names, values, return_on_failure=True)]
     if target.terminal:
         actions.append(db.delete_action(keys.outbox(payout.id, payout.created_at)))
+    if payout.funds_reserved and target in _MONEY_MOVES:
+        actions.extend(_MONEY_MOVES[target](payout.user_id, payout.currency, payout.amount, payout.id, now))
     return actions
 
 
+# What a payout's end does to its reserve: a failed payout gives it back, a paid one spends it.
+_MONEY_MOVES = {PayoutStatus.FAILED: balances.release_actions, PayoutStatus.PAID: balances.settle_actions}
+
+
+class LedgerMismatch(Exception):
+    """A payout's move was allowed but its reserve could not be released or settled (the balance
+    holds less reserved than the payout, or its entry exists): an invariant is broken. Never
+    swallowed: the message is retried and dead-lettered, and the alarms say so."""
+
+
+def check_transition_cancelled(cancelled: TransactionCancelled, payout_index: int) -> None:
+    """Raise LedgerMismatch when a transition's transaction failed on the balance or the ledger
+    rather than on the payout's own condition (the payout had moved on)."""
+    if cancelled.reason(payout_index).code != "ConditionalCheckFailed":
+        codes = [reason.code for reason in cancelled.reasons]
+        raise LedgerMismatch(f"a payout's reserve could not be moved: {codes}") from cancelled
+
+
 def mark_failed(payout: StoredPayout, reason: str, now: str) -> bool:
-    """Move to the terminal ``failed`` (with its marker's delete); False if it had moved on."""
+    """Move to the terminal ``failed`` (with its marker's delete and its reserve's release);
+    False if it had moved on."""
     try:
         table().transact_write(transition_actions(payout, PayoutStatus.FAILED, now, failure_reason=reason))
-    except TransactionCancelled:
+    except TransactionCancelled as cancelled:
+        check_transition_cancelled(cancelled, 0)
         return False
     return True
 

@@ -1,8 +1,9 @@
 """The payouts API's use cases: create (idempotent, rate-limited), read one, list.
 
-AWS calls per ``POST /payouts``: a new payout costs two (the create transaction and the SQS
-send), a replay one (the transaction, whose cancellation hands back the stored answer), a
-rate-limited request one. See ``bench/`` for the measurement.
+AWS calls per ``POST /payouts``: a new payout costs two (the create transaction, which also
+reserves the amount from the balance, and the SQS send), a replay one (the transaction, whose
+cancellation hands back the stored answer), a rate-limited request one, and one without the money
+for it one (the cancellation hands back the balance). See ``bench/`` for the measurement.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from payrail import clock, queues
 from payrail.db import payouts as store
+from payrail.domain import money
 from payrail.domain.payout_status import PayoutStatus
 from payrail.errors import DependencyFailure, RateLimited, Unprocessable, ValidationFailed
 from payrail.observability import logger, metrics
@@ -40,6 +42,13 @@ def check_idempotency_key(key: str | None) -> str:
             ],
         )
     return key
+
+
+class InsufficientFunds(Unprocessable):
+    """The payout exceeds the available balance: nothing was written, so the same key works once funds arrive."""
+
+    slug = "insufficient-funds"
+    title = "Insufficient funds"
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,16 @@ def create_payout(settings: PayoutsApiSettings, user_id: str, key: str | None, r
         metrics.add_metric(name="PayoutsRejected", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="PayoutsRateLimited", unit=MetricUnit.Count, value=1)
         raise RateLimited(f"At most {settings.rate_limit_per_minute} payouts a minute; try again later.", retry_after=outcome.retry_after)
+    if isinstance(outcome, store.InsufficientFunds):
+        metrics.add_metric(name="PayoutsRejected", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="PayoutsInsufficientFunds", unit=MetricUnit.Count, value=1)
+        available = money.to_decimal_string(outcome.available, request.currency)
+        raise InsufficientFunds(
+            f"{payout['amount_decimal']} {request.currency} is more than the {available} {request.currency} available.",
+            available=outcome.available,
+            available_decimal=available,
+            currency=request.currency,
+        )
     metrics.add_metric(name="PayoutsCreated", unit=MetricUnit.Count, value=1)
     _hand_off(settings.payouts_queue_url, payout["id"], payout["created_at"])
     return CreateResult(outcome.status_code, outcome.body)

@@ -1,4 +1,4 @@
-"""Applying payment events to payouts, exactly once, forward only (the worker's use case).
+"""Applying payment events to payouts and balances, exactly once, forward only (the worker's use case).
 
 Webhooks and the reconciliation both come through :func:`apply_change`, so a status learnt by
 asking the provider is deduplicated and ordered by the very same transaction as a webhook.
@@ -9,12 +9,12 @@ from __future__ import annotations
 from aws_lambda_powertools import single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
-from payrail.db.payment_events import Outcome, StatusChange, apply_status_change
+from payrail.db.payment_events import Funding, Outcome, StatusChange, apply_funding, apply_status_change
 from payrail.domain import failures
 from payrail.domain.payout_status import PayoutStatus
 from payrail.errors import DependencyFailure
 from payrail.observability import logger, metrics
-from payrail.webhooks.events import PaymentEvent
+from payrail.webhooks.events import FUNDING_RECEIVED, PaymentEvent
 
 
 class PayoutNotFoundYet(DependencyFailure):
@@ -45,8 +45,7 @@ def failure_reason_of(target: PayoutStatus | None, reported: object) -> str | No
 def apply_change(change: StatusChange) -> Outcome:
     """Apply one change; raises PayoutNotFoundYet for an unknown payout so the message is retried."""
     outcome, payout = apply_status_change(change)
-    with single_metric(name="PaymentEvents", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
-        metric.add_dimension(name="outcome", value=outcome.value)
+    _count(outcome)
     if outcome is Outcome.APPLIED and change.target is not None and change.target.value in ("paid", "failed"):
         # Payouts finished, by how (the dashboard's paid / failed), counted once: only an applied change.
         with single_metric(name="PayoutsFinished", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
@@ -69,5 +68,29 @@ def apply_change(change: StatusChange) -> Outcome:
     return outcome
 
 
+def _count(outcome: Outcome) -> None:
+    with single_metric(name="PaymentEvents", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
+        metric.add_dimension(name="outcome", value=outcome.value)
+
+
+def apply_funding_event(event: PaymentEvent) -> Outcome:
+    """Credit a ``funding.received`` event once; an unknown funding reference is recorded as ignored."""
+    data = event.funding_data()
+    funding = Funding(event.id, event.type, data.funding_reference, data.amount, data.currency, data.provider_reference)
+    outcome, user_id = apply_funding(funding)
+    _count(outcome)
+    if outcome is Outcome.APPLIED:
+        with single_metric(name="FundingCredited", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
+            metric.add_dimension(name="currency", value=data.currency)
+    details = {"event_id": event.id, "event_type": event.type, "outcome": outcome.value, "user_id": user_id, "currency": data.currency}
+    if user_id is None:
+        logger.warning("funding for an unknown funding reference recorded and ignored", extra=details)
+    else:
+        logger.info("funding event handled", extra=details)
+    return outcome
+
+
 def apply_event(event: PaymentEvent) -> Outcome:
+    if event.type == FUNDING_RECEIVED:
+        return apply_funding_event(event)
     return apply_change(change_of(event))

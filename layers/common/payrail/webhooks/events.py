@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError
 
+from payrail.domain import money
 from payrail.domain.payout_status import PayoutStatus
 from payrail.errors import ValidationFailed
 
@@ -20,6 +21,22 @@ TARGETS: dict[str, PayoutStatus] = {
 }
 
 
+FUNDING_RECEIVED = "funding.received"
+# One funding is at most a trillion minor units: far above any real transfer, far below int64.
+MAX_FUNDING_MINOR = 10**12
+
+
+class FundingEventData(BaseModel):
+    """``funding.received``'s data: money received for the user whose funding reference it names."""
+
+    model_config = ConfigDict(extra="allow")
+
+    funding_reference: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+    amount: StrictInt = Field(gt=0, le=MAX_FUNDING_MINOR)
+    currency: money.PayoutCurrency
+    provider_reference: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
 class PayoutEventData(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -29,9 +46,10 @@ class PayoutEventData(BaseModel):
 
 
 class PaymentEvent(BaseModel):
-    """``{"id", "type", "created_at", "data": {"payout_id", "provider_reference", "failure_reason"}}``.
+    """``{"id", "type", "created_at", "data": {"payout_id", "provider_reference", "failure_reason"}}``,
+    or for ``funding.received`` ``data: {"funding_reference", "amount", "currency", "provider_reference"}``.
 
-    ``data`` must name a payout for the payout event types; an unknown type is accepted with any
+    ``data`` must name a payout for the payout event types, and a funding for ``funding.received``; an unknown type is accepted with any
     ``data`` (and recorded as ignored), so the provider adding a type never fails deliveries."""
 
     model_config = ConfigDict(extra="allow")
@@ -48,6 +66,9 @@ class PaymentEvent(BaseModel):
     def payout_data(self) -> PayoutEventData:
         return PayoutEventData.model_validate(self.data)
 
+    def funding_data(self) -> FundingEventData:
+        return FundingEventData.model_validate(self.data)
+
 
 def parse_event(raw: bytes) -> PaymentEvent:
     """The event in ``raw``, or ValidationFailed (400) for malformed JSON or a wrong shape."""
@@ -55,6 +76,8 @@ def parse_event(raw: bytes) -> PaymentEvent:
         event = PaymentEvent.model_validate_json(raw)
         if event.target is not None:
             event.payout_data()
+        elif event.type == FUNDING_RECEIVED:
+            event.funding_data()
     except ValidationError as error:
         errors = [
             {"in": "body", "field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "invalid"), "type": e.get("type")}
