@@ -1,4 +1,4 @@
-"""Creating payouts and following them, over HTTP; and what the sandbox provider received."""
+"""Funding a user, creating payouts and following them, over HTTP; and what the sandbox provider received."""
 
 from __future__ import annotations
 
@@ -16,6 +16,47 @@ BENEFICIARY = {"name": "Thandi Nkosi", "account_number": "62012345678", "bank_co
 
 def body(amount: int, reference: str) -> dict[str, Any]:
     return {"amount": amount, "currency": "ZAR", "beneficiary": dict(BENEFICIARY), "reference": reference}
+
+
+# What a scenario's user is funded with before its payouts (a million rand) unless it says otherwise.
+FUNDING = 100_000_000
+
+
+def balances(api: httpx.Client, auth: dict[str, str]) -> dict[str, Any]:
+    response = api.get("/balances", headers=auth)
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def ledger(api: httpx.Client, auth: dict[str, str], currency: str) -> list[dict[str, Any]]:
+    """Every ledger entry of the user in ``currency``, newest first."""
+    return _pages(api, f"/balances/{currency}/ledger", auth, 100)
+
+
+def fund(api: httpx.Client, auth: dict[str, str], amounts: dict[str, int] | None = None, timeout: float = 60.0) -> list[str]:
+    """Fund the signed-in user as money arrives: for each currency of ``amounts`` (by default
+    FUNDING rand), the sandbox provider is told it received that amount with the user's funding
+    reference and sends its signed ``funding.received`` webhook after its usual delay; this waits
+    until the ledger shows every credit. Returns the event ids. (The provider's webhooks must be on.)"""
+    reference = balances(api, auth)["funding_reference"]
+    waiting: dict[str, str] = {}
+    for currency, amount in (amounts or {"ZAR": FUNDING}).items():
+        response = api.post("/sandbox/payments/v1/funding", json={"funding_reference": reference, "amount": amount, "currency": currency})
+        response.raise_for_status()
+        waiting[str(response.json()["id"])] = currency
+    credited: list[str] = []
+    deadline = time.monotonic() + timeout
+    while waiting and time.monotonic() < deadline:
+        for event_id, currency in list(waiting.items()):
+            page = api.get(f"/balances/{currency}/ledger", params={"limit": 100}, headers=auth)
+            page.raise_for_status()
+            if any(entry["event_id"] == event_id for entry in page.json()["items"]):
+                credited.append(waiting.pop(event_id) and event_id)
+        if waiting:
+            time.sleep(0.25)
+    if waiting:
+        raise TimeoutError(f"the fundings {sorted(waiting)} were not credited within {timeout:.0f} s")
+    return credited
 
 
 def create(api: httpx.Client, auth: dict[str, str], payload: dict[str, Any], key: str | None = None) -> httpx.Response:

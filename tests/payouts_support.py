@@ -4,6 +4,7 @@ in-process behind an httpx transport, and table inspection."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from typing import Any
@@ -177,3 +178,23 @@ def in_process_transport(sandbox_handler: Any) -> httpx.MockTransport:
         return httpx.Response(response["statusCode"], headers=response.get("headers") or {}, content=(response.get("body") or "").encode())
 
     return httpx.MockTransport(serve)
+
+
+def serialise_moto_transactions(monkeypatch) -> None:
+    """moto is not isolated: a cancelled TransactWriteItems restores a deep copy of the whole
+    table taken before it ran, erasing whatever concurrent requests committed meanwhile (seen
+    here as 8 payouts from 32 racing requests, with only one idempotency record left). DynamoDB
+    transactions are serialisable; this lock gives moto that one guarantee and nothing more:
+    the handlers still race on everything else, and the create path's correctness still rests
+    on its conditions and the cancellation reasons."""
+    from payrail import aws
+
+    client = aws.client("dynamodb")
+    real = client.transact_write_items
+    lock = threading.Lock()
+
+    def isolated(**kwargs: Any) -> Any:
+        with lock:
+            return real(**kwargs)
+
+    monkeypatch.setattr(client, "transact_write_items", isolated)

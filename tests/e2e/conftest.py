@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
 from devstack.running import RunningStack
+from scenarios import payouts
 
 __all__ = ["RunningStack"]
 
@@ -23,3 +24,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
 def api(stack: RunningStack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=stack.api_url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture
+def fund(stack: RunningStack) -> Callable[..., list[str]]:
+    """``fund(auth)`` funds the signed-in user through the sandbox provider's funding webhook, end
+    to end (``fund(auth, {"UGX": 10**9})`` in other currencies), before any payout of theirs."""
+
+    def run(auth: dict[str, str], amounts: dict[str, int] | None = None) -> list[str]:
+        with httpx.Client(base_url=stack.api_url, timeout=30) as client:
+            return payouts.fund(client, auth, amounts)
+
+    return run

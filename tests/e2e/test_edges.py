@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from scenarios import payouts
 from scenarios.bank import last_sync, link, sync
 from tests.e2e.conftest import RunningStack
 from tests.e2e.signin import sign_in
@@ -95,6 +96,7 @@ def test_a_cursor_holding_only_the_callers_partition_is_a_400(api: httpx.Client,
     login, auth = _signed_in(api, "cursor.example")
     user_id = api.get("/auth/me", headers=auth).json()["sub"]
     if path == "/payouts":
+        payouts.fund(api, auth)
         created = api.post("/payouts", json=PAYOUT, headers={**auth, "Idempotency-Key": uuid.uuid4().hex})
         assert created.status_code == 201, created.text
     else:

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from devstack.running import RunningStack
+from scenarios import payouts
 from tests.e2e.signin import sign_in
 from tests.support import ROOT, TEMPLATE
 
@@ -43,8 +44,12 @@ def until(predicate: Any, timeout: float = 60.0, interval: float = 0.25) -> Any:
 
 @pytest.fixture(scope="module")
 def token(stack: RunningStack) -> str:
+    """A signed-in user, funded through the provider's funding webhook (switched on for it)."""
     with httpx.Client(base_url=stack.api_url, timeout=30) as client:
-        return sign_in(client, f"webhooks-{uuid.uuid4().hex[:8]}@example.com")
+        token = sign_in(client, f"webhooks-{uuid.uuid4().hex[:8]}@example.com")
+        webhooks(client)
+        payouts.fund(client, {"authorization": f"Bearer {token}"}, {PAYOUT["currency"]: 10**9})
+        return token
 
 
 def webhooks(api: httpx.Client, **config: Any) -> None:

@@ -31,8 +31,10 @@ def access_token(stack: RunningStack, user_id: str) -> str:
 
 
 @pytest.fixture
-def user(stack: RunningStack, api: httpx.Client) -> Iterator[dict[str, str]]:
-    yield {"authorization": f"Bearer {access_token(stack, f'e2e-{uuid.uuid4().hex[:8]}')}"}
+def user(stack: RunningStack, api: httpx.Client, fund) -> Iterator[dict[str, str]]:
+    auth = {"authorization": f"Bearer {access_token(stack, f'e2e-{uuid.uuid4().hex[:8]}')}"}
+    fund(auth)
+    yield auth
     api.put("/sandbox/payments/faults", json={})  # leave the shared stack's provider healthy
 
 

@@ -20,8 +20,10 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def user(stack: RunningStack, api: httpx.Client) -> Iterator[dict[str, str]]:
-    yield {"authorization": f"Bearer {access_token(stack, f'hard-{uuid.uuid4().hex[:8]}')}"}
+def user(stack: RunningStack, api: httpx.Client, fund) -> Iterator[dict[str, str]]:
+    auth = {"authorization": f"Bearer {access_token(stack, f'hard-{uuid.uuid4().hex[:8]}')}"}
+    fund(auth, {"ZAR": 10**8, "UGX": 10**8, "USD": 10**8})
+    yield auth
     api.put("/sandbox/payments/faults", json={})  # leave the shared stack's provider healthy
 
 

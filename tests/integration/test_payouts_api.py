@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.payouts_support import VALID_BODY, call, funded_token, http_event, item_keys, mint_token
+from tests.payouts_support import VALID_BODY, call, funded_token, http_event, item_keys, mint_token, serialise_moto_transactions
 from tests.support import Resources
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -170,26 +170,6 @@ def test_another_user_reusing_a_key_gets_their_own_payout(api: Handler, token) -
     assert "idempotent-replayed" not in headers
     assert bob["id"] != alice["id"]
     assert get(api, token("bob"), f"/payouts/{alice['id']}")[0] == 404
-
-
-def serialise_moto_transactions(monkeypatch) -> None:
-    """moto is not isolated: a cancelled TransactWriteItems restores a deep copy of the whole
-    table taken before it ran, erasing whatever concurrent requests committed meanwhile (seen
-    here as 8 payouts from 32 racing requests, with only one idempotency record left). DynamoDB
-    transactions are serialisable; this lock gives moto that one guarantee and nothing more:
-    the handlers still race on everything else, and the create path's correctness still rests
-    on its conditions and the cancellation reasons."""
-    from payrail import aws
-
-    client = aws.client("dynamodb")
-    real = client.transact_write_items
-    lock = threading.Lock()
-
-    def isolated(**kwargs: Any) -> Any:
-        with lock:
-            return real(**kwargs)
-
-    monkeypatch.setattr(client, "transact_write_items", isolated)
 
 
 def test_thirty_two_concurrent_creates_with_one_key_make_one_payout(api: Handler, token, resources: Resources, monkeypatch) -> None:

@@ -8,22 +8,39 @@ import re
 import uuid
 from decimal import Decimal
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from playwright.sync_api import expect
 
+from scenarios import payouts
 from tests.e2e.conftest import RunningStack
 
 pytestmark = pytest.mark.e2e
 
 
+# What every console user is funded with (through the sandbox provider's funding webhook) on sign-in.
+FUNDING = {"ZAR": 10**8, "UGX": 10**8, "USD": 10**8}
+
+
 def sign_in(page, email: str) -> None:
+    """Sign in through the console; the user is then funded in every currency the tests pay in."""
     page.goto("/")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     page.get_by_label("Email").fill(email)
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#who")).to_contain_text(email)
+    fund(page, FUNDING)
+
+
+def fund(page, amounts: dict[str, int]) -> None:
+    """Fund the signed-in user end to end (the sandbox provider's signed funding.received webhook),
+    as the session the console holds: its access cookie is the same token a Bearer header carries."""
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "__Host-payrail_access")
+    base_url = page.url.split("/", 3)[:3]
+    with httpx.Client(base_url="/".join(base_url), timeout=30) as client:
+        payouts.fund(client, {"authorization": f"Bearer {token}"}, amounts)
 
 
 def fill_payout(page, amount: str, reference: str, name: str = "Thandi Nkosi", currency: str = "ZAR", account: str = "62001234567") -> None:
