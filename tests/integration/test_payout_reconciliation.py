@@ -4,6 +4,7 @@ status through the exactly-once path, leftover markers of finished payouts remov
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from payrail.payouts.provider import PaymentProvider
 from payrail.scheduled import RESERVE_SECONDS
 from payrail.settings import ScheduledJobsSettings
 
+from tests.payouts_support import VALID_BODY, call, fund, http_event, mint_token
 from tests.support import Resources, load_event
 from tests.webhooks_support import InProcess, Recorder, drain, event_body, get_item, put_payout, sqs_event
 
@@ -292,3 +294,42 @@ def test_a_backlog_longer_than_the_deadline_is_looked_up_oldest_first_until_it(
     assert (result["provider_applied"], clock[0]) == (3, 30)
     # (with any payout other tests here left stuck, which is younger than these five)
     assert result["deferred_to_next_run"] >= 2
+
+
+def test_a_repair_to_paid_or_failed_settles_or_releases_the_reserve_once(world: dict, provider: Recorder, monkeypatch) -> None:
+    # Given two payouts created (and their amounts reserved) through the API, both processing and then silent
+    resources = world["resources"]
+    fund(resources, "rita", 100_000)
+    api = InProcess(resources, "PayoutsApiFunction")
+    auth = {"authorization": f"Bearer {mint_token(resources, 'rita')}", "idempotency-key": ""}
+    created = {}
+    for outcome, amount in (("paid", 30_000), ("failed", 20_000)):
+        headers = {**auth, "idempotency-key": f"repair-{outcome}"}
+        status, _, body = call(api, http_event("POST", "/payouts", body={**VALID_BODY, "amount": amount}, headers=headers))
+        assert status == 201, body
+        created[outcome] = body
+        world["worker"](sqs_event([event_body("payout.processing", body["id"])]))
+        provider.answers[f"prv_{body['id']}"] = (200, {"id": f"prv_{body['id']}", "status": outcome, "failure_reason": "closed"})
+    # When the reconciliation, for which they are stuck at once, runs twice
+    for threshold in ("RECONCILE_GRACE_SECONDS", "RECONCILE_STUCK_SECONDS"):
+        monkeypatch.setitem(resources.functions["ScheduledSyncFunction"].environment, threshold, "0")
+    scheduled = InProcess(resources, "ScheduledSyncFunction")
+    for _ in range(2):
+        drain(resources, "PayoutsQueue")
+        scheduled(load_event("scheduled_sync/scheduled.json", time=datetime.now(UTC).isoformat()))
+    # Then the paid one's amount has left reserved, the failed one's is available again, each once
+    assert {outcome: payout(world, body["id"])["status"] for outcome, body in created.items()} == {"paid": "paid", "failed": "failed"}
+    status, _, balances = call(api, http_event("GET", "/balances", headers={"authorization": auth["authorization"]}))
+    assert [(item["available"], item["reserved"]) for item in balances["items"]] == [(70_000, 0)]
+    path = "/balances/ZAR/ledger"
+    status, _, page = call(
+        api,
+        http_event(
+            "GET",
+            path,
+            headers={"authorization": auth["authorization"]},
+            route="/balances/{currency}/ledger",
+            path_parameters={"currency": "ZAR"},
+        ),
+    )
+    assert Counter(entry["type"] for entry in page["items"]) == {"funding": 1, "reserve": 2, "settle": 1, "release": 1}
