@@ -43,7 +43,7 @@ def functions(environment: str) -> list[str]:
 
 def test_prod_deploys_the_product_functions_and_dev_the_sandbox_too() -> None:
     prod, dev = set(functions("prod")), set(functions("dev"))
-    assert len(prod) == 11
+    assert len(prod) == 12
     assert dev - prod == {"SandboxFunction", "SandboxWebhookSenderFunction"}
 
 
@@ -98,9 +98,10 @@ def test_every_event_source_invokes_the_alias_not_latest(environment: str) -> No
     assert routes
     invoked += routes
     assert set(invoked) == aliases
-    # And the scheduled function's on-failure destination is configured on the alias it is invoked through
-    (config,) = enabled(environment, "AWS::Lambda::EventInvokeConfig").values()
-    assert config["Properties"]["Qualifier"] == ALIAS
+    # And each scheduled function's on-failure destination is configured on the alias it is invoked through
+    configs = enabled(environment, "AWS::Lambda::EventInvokeConfig")
+    assert len(configs) == 2  # the scheduled sync and the ledger audit
+    assert {config["Properties"]["Qualifier"] for config in configs.values()} == {ALIAS}
 
 
 def test_sandbox_rollout_resources_exist_only_where_the_sandbox_does() -> None:
