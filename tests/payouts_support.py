@@ -180,7 +180,7 @@ def in_process_transport(sandbox_handler: Any) -> httpx.MockTransport:
     return httpx.MockTransport(serve)
 
 
-def serialise_moto_transactions(monkeypatch) -> None:
+def serialise_moto_transactions(monkeypatch: Any) -> None:
     """moto is not isolated: a cancelled TransactWriteItems restores a deep copy of the whole
     table taken before it ran, erasing whatever concurrent requests committed meanwhile (seen
     here as 8 payouts from 32 racing requests, with only one idempotency record left). DynamoDB

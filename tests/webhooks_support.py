@@ -179,7 +179,7 @@ def captured_logs() -> Iterator[io.StringIO]:
     try:
         yield buffer
     finally:
-        handler.setStream(previous)  # type: ignore[arg-type]
+        handler.setStream(previous)
 
 
 def log_lines(buffer: io.StringIO, message: str) -> list[dict[str, Any]]:
