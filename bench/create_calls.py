@@ -1,4 +1,4 @@
-"""How many AWS API calls one ``POST /payouts`` costs: new payout, replay, rate-limited.
+"""How many AWS API calls one ``POST /payouts`` costs: new payout, replay, rate-limited, insufficient funds.
 
 The handler runs in-process against moto, built from template.yaml like the tests. Every AWS
 call any client makes is counted with botocore's ``before-call`` event hook, registered on each
@@ -31,7 +31,7 @@ import boto3  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
 
 from devstack.stack import free_port  # noqa: E402
-from tests.payouts_support import VALID_BODY, http_event  # noqa: E402
+from tests.payouts_support import VALID_BODY, fund, http_event  # noqa: E402
 from tests.support import LambdaContext, Resources, function_environment_of, load_function  # noqa: E402
 
 calls: Counter[str] = Counter()
@@ -94,6 +94,10 @@ def main() -> None:
         # (a replay writes nothing, so it does not count); every "rate limited" request is over it.
         limit = args.requests + 2
         resources.functions["PayoutsApiFunction"].environment["PAYOUT_RATE_LIMIT_PER_MINUTE"] = str(limit)
+        # The bench user is funded first, through the payment events worker (before the hook: the
+        # funding is not part of any request counted); another user has less than a payout.
+        fund(resources, "bench-user", 10**9, VALID_BODY["currency"])
+        fund(resources, "bench-short", VALID_BODY["amount"] - 1, VALID_BODY["currency"])
         _hook_every_client()
         with function_environment_of(resources, "PayoutsApiFunction"):
             os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
@@ -101,7 +105,9 @@ def main() -> None:
             from payrail.settings import SignedInSettings
 
             handler = load_function(resources, "PayoutsApiFunction").lambda_handler
-            token = issue_access_token(resources.settings("PayoutsApiFunction", SignedInSettings), "bench-user", "bench-session")
+            signed_in = resources.settings("PayoutsApiFunction", SignedInSettings)
+            token = issue_access_token(signed_in, "bench-user", "bench-session")
+            short = issue_access_token(signed_in, "bench-short", "bench-session-short")
             # Stay inside one rate-limit minute so "rate limited" really is over the limit.
             if time.time() % 60 > 40:
                 time.sleep(61 - time.time() % 60)
@@ -111,9 +117,16 @@ def main() -> None:
             _scenario(handler, token, [replay_key], VALID_BODY)
             replay = _scenario(handler, token, [replay_key] * args.requests, VALID_BODY)
             limited = _scenario(handler, token, [f"over-{uuid.uuid4()}" for _ in range(args.requests)], VALID_BODY)
+            insufficient = _scenario(handler, short, [f"short-{uuid.uuid4()}" for _ in range(args.requests)], VALID_BODY)
     finally:
         server.stop()
-    results = {"warm-up (first request)": warm, "new payout": new, "replay": replay, "rate limited": limited}
+    results = {
+        "warm-up (first request)": warm,
+        "new payout": new,
+        "replay": replay,
+        "rate limited": limited,
+        "insufficient funds": insufficient,
+    }
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -123,7 +136,7 @@ def main() -> None:
         statuses = ",".join(f"{s}x{n}" for s, n in sorted(r["statuses"].items()))
         operations = ", ".join(f"{op} {n:g}" for op, n in r["operations"].items())
         print(f"{name:<28}{statuses:<16}{r['calls_mean']:>14.2f}{r['calls_max']:>5}  {operations}")
-    print("\ntarget: 2 for a new payout (one TransactWriteItems, one SendMessage), 1 for a replay")
+    print("\ntarget: 2 for a new payout (one TransactWriteItems, one SendMessage), 1 for a replay, 1 for insufficient funds")
 
 
 if __name__ == "__main__":

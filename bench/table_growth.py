@@ -112,6 +112,7 @@ def measure(items: int, requests: int) -> dict[str, Any]:
         api.put(
             "/sandbox/payments/webhooks", json={"enabled": True, "delay_seconds": 0, "failure_rate": 0, "scheme": "standard"}
         ).raise_for_status()
+        payouts.fund(api, auth)
         created = {payouts.create(api, auth, payouts.body(1000 + index, f"growth {index}")).json()["id"] for index in range(PAYOUTS)}
         # The payouts' pipeline (worker, provider, webhooks) finishes before anything is timed.
         payouts.watch(lambda: payouts.statuses(api, auth), created, 180)

@@ -9,6 +9,11 @@
   accounted for.
 * Webhook storm: every event redelivered three times in shuffled order, plus forged and tampered
   deliveries: none forged accepted, every payout's final status unchanged.
+* Money: every client is funded (through the sandbox provider's funding webhook, under the same
+  faults) with less than its payouts add up to, so payouts beyond the balance are mixed in and
+  refused (422 insufficient-funds, the key usable again). Balances are read on every round: none
+  may ever be negative. At the end, for every client, funded = paid + reserved + available, and
+  the ledger audit finds no difference.
 
 Exits non-zero when an invariant failed. ``--payouts 40 --clients 4`` is the size CI runs.
 ``--no-faults`` runs the same payouts and checks with no fault of any kind (provider, webhooks,
@@ -50,6 +55,8 @@ STACK_PARAMETERS = (
     "ReconcileGraceSeconds=20 ReconcileStuckSeconds=30 ReconcileInFlightSeconds=40"
 )
 RECONCILE_EVERY_SECONDS = 15
+# Each client is funded with this share of what its payouts add up to: the rest is refused.
+FUNDED_SHARE = 0.8
 WATCH_INTERVAL_SECONDS = 3
 
 
@@ -78,10 +85,26 @@ def _sign_in(api: httpx.Client, worker: int, attempts: int = 5) -> str:
     return sign_in(api, f"chaos{worker}@example.com")
 
 
+def _amount(index: int) -> int:
+    return 10_000 + index
+
+
+def _planned(count: int, clients: int, worker: int) -> int:
+    """What the payouts of client ``worker`` add up to (every index it sends, once)."""
+    return sum(_amount(index) for index in range(worker, count, clients))
+
+
+def _refused(answer: httpx.Response) -> bool:
+    return answer.status_code == 422 and str(answer.json().get("type", "")).endswith("insufficient-funds")
+
+
 def _create_all(api_url: str, tokens: list[str], count: int, retry_share: float, report: Report) -> dict[str, str]:
-    """Create ``count`` payouts from one client per token; some keys are sent twice. Key → payout id."""
+    """Create ``count`` payouts from one client per token; some keys are sent twice. Key → payout id.
+    A payout beyond the client's balance is refused (insufficient funds), writing nothing: a key
+    sent twice may be refused once and created once (a failed payout released money in between)."""
     ids: dict[str, str] = {}
     conflicts: list[str] = []
+    refused: list[str] = []
     lock = threading.Lock()
     rng = random.Random(7)
     plan = [(index, str(uuid.uuid4()), rng.random() < retry_share) for index in range(count)]
@@ -90,7 +113,7 @@ def _create_all(api_url: str, tokens: list[str], count: int, retry_share: float,
         auth = {"Authorization": f"Bearer {tokens[worker]}"}
         with httpx.Client(base_url=api_url, timeout=60) as api:
             for index, key, retried in plan[worker :: len(tokens)]:
-                body = payouts.body(10_000 + index, f"Chaos {index}")
+                body = payouts.body(_amount(index), f"Chaos {index}")
                 attempts = 2 if retried else 1
                 if retried and index % 2:
                     with ThreadPoolExecutor(max_workers=2) as pair:
@@ -99,10 +122,12 @@ def _create_all(api_url: str, tokens: list[str], count: int, retry_share: float,
                     answers = [payouts.create(api, auth, body, key) for _ in range(attempts)]
                 got = {a.json()["id"] for a in answers if a.status_code == 201}
                 with lock:
-                    if len(got) != 1 or any(a.status_code != 201 for a in answers):
+                    if len(got) > 1 or any(a.status_code != 201 and not _refused(a) for a in answers):
                         conflicts.append(f"{key}: {[a.status_code for a in answers]} {sorted(got)}")
                     if got:
                         ids[key] = next(iter(got))
+                    else:
+                        refused.append(key)
 
     threads = [threading.Thread(target=client, args=(worker,)) for worker in range(len(tokens))]
     for thread in threads:
@@ -110,11 +135,13 @@ def _create_all(api_url: str, tokens: list[str], count: int, retry_share: float,
     for thread in threads:
         thread.join()
     retried = sum(1 for _, _, again in plan if again)
-    report.counts.update(created=len(ids), keys_sent_twice=retried)
+    report.counts.update(created=len(ids), refused_insufficient_funds=len(refused), keys_sent_twice=retried)
     report.check(
-        not conflicts and len(ids) == count,
-        f"{count} keys ({retried} sent twice) made {len(set(ids.values()))} payouts; {len(conflicts)} bad answers",
+        not conflicts and len(ids) + len(refused) == count and len(set(ids.values())) == len(ids),
+        f"{count} keys ({retried} sent twice) made {len(set(ids.values()))} payouts and {len(refused)} refusals for "
+        f"insufficient funds; {len(conflicts)} bad answers",
     )
+    report.check(bool(refused) and bool(ids), "payouts beyond the balance were mixed in: some refused, the rest created")
     for line in conflicts[:5]:
         print(f"      {line}")
     return ids
@@ -182,6 +209,10 @@ def run(stack: RunningStack, count: int, clients: int, forgeries: int, timeout: 
     ).raise_for_status()
     api.put("/sandbox/payments/faults", json=FAULTS if faults else NO_FAULTS).raise_for_status()
     tokens = [_sign_in(api, worker) for worker in range(clients)]
+    funded = [round(_planned(count, clients, worker) * FUNDED_SHARE) for worker in range(clients)]
+    for token, amount in zip(tokens, funded, strict=True):
+        payouts.fund(api, {"Authorization": f"Bearer {token}"}, {"ZAR": amount}, timeout=180)
+    lowest: dict[str, int] = {"available": 0, "reserved": 0}
     started = time.monotonic()
 
     print(f"▶ {count} payouts from {clients} clients {'under faults' if faults else 'with no faults'}", flush=True)
@@ -213,6 +244,8 @@ def run(stack: RunningStack, count: int, clients: int, forgeries: int, timeout: 
         for token in tokens:
             try:
                 merged.update(payouts.statuses(api, {"Authorization": f"Bearer {token}"}))
+                for balance in payouts.balances(api, {"Authorization": f"Bearer {token}"})["items"]:
+                    lowest.update({name: min(lowest[name], int(balance[name])) for name in lowest})
             except httpx.HTTPStatusError as error:
                 # A list request can time out on a stack this busy (the gateway's 5xx): the
                 # statuses are read again on the next round, as a client would.
@@ -304,6 +337,24 @@ def run(stack: RunningStack, count: int, clients: int, forgeries: int, timeout: 
     report.check(redelivered == len(storm), f"{redelivered} of {len(storm)} redeliveries sent")
     report.check(forged_accepted == 0, f"{forged_accepted} of {forgeries} forged or tampered webhooks accepted")
     report.check(not changed, f"{len(changed)} payouts changed status after the storm")
+    print("▶ Money: funded = paid + reserved + available, for every client; the ledger audit", flush=True)
+    unexplained = []
+    for worker, token in enumerate(tokens):
+        auth = {"Authorization": f"Bearer {token}"}
+        paid = sum(item["amount"] for item in payouts.listing(api, auth) if item["status"] == "paid")
+        balance = next((item for item in payouts.balances(api, auth)["items"] if item["currency"] == "ZAR"), None)
+        available, reserved = (balance["available"], balance["reserved"]) if balance else (0, 0)
+        if funded[worker] != paid + reserved + available:
+            unexplained.append(f"client {worker}: funded {funded[worker]} != paid {paid} + reserved {reserved} + available {available}")
+    report.counts["lowest_balance_seen"] = lowest
+    report.check(not unexplained, f"funded = paid + reserved + available for all {len(tokens)} clients")
+    for line in unexplained[:5]:
+        print(f"      {line}")
+    report.check(min(lowest.values()) >= 0, f"no balance was ever negative (lowest seen: {lowest})")
+    audit = stack.fire("LedgerAuditFunction")["audit_ledger"]
+    report.counts["ledger_audit"] = audit
+    report.check(not audit.get("different") and audit.get("balanced", 0) >= len(tokens), f"the ledger audit found no difference ({audit})")
+
     denied = stack.denied_calls()
     report.counts["iam_denied"] = denied
     report.check(not denied, f"{sum(denied.values())} AWS calls refused by the functions' IAM roles {denied or ''}".rstrip())

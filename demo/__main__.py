@@ -116,6 +116,18 @@ def run(stack: RunningStack, story: Story, burst: int) -> dict[str, Any]:
     api.put("/sandbox/payments/webhooks", json={"enabled": True, "delay_seconds": 0, "failure_rate": 0.1, "scheme": "standard"})
     api.put("/sandbox/payments/faults", json={"error_rate": 0, "rate_limit_rate": 0, "timeout_rate": 0, "latency_ms": 0})
 
+    story.step("Fund the account: the sandbox provider reports R10,000.00 received (a signed funding.received webhook)")
+    funded = 1_000_000
+    payouts.fund(api, auth, {"ZAR": funded})
+    balance = next(item for item in payouts.balances(api, auth)["items"] if item["currency"] == "ZAR")
+    story.check(balance["available"] == funded, f"R{balance['available_decimal']} available")
+    too_much = payouts.create(api, auth, payouts.body(funded + 1, "More than the balance"))
+    story.check(
+        too_much.status_code == 422 and too_much.json()["type"].endswith("insufficient-funds"),
+        f"a payout of R{(funded + 1) / 100:,.2f} is refused: {too_much.status_code} insufficient funds, "
+        f"R{too_much.json().get('available_decimal')} available",
+    )
+
     story.step("Create a payout, then retry it with the same Idempotency-Key")
     key = str(uuid.uuid4())
     first, retry = (
@@ -193,6 +205,15 @@ def run(stack: RunningStack, story: Story, burst: int) -> dict[str, Any]:
     api.put("/sandbox/bank/control/faults", json={"user": "ada@example.com", "kind": "mutation_during_pagination", "count": 1, "after": 1})
     faulted = bank.sync(api, auth, connection["id"], timeout=120)
     story.check(faulted["inserted"] == 12, f"the sync absorbed them: {faulted['inserted']} inserted in {faulted['pages']} pages")
+
+    story.step("The balance explains every cent: funded = paid + reserved + available")
+    paid = sum(item["amount"] for item in payouts.listing(api, auth) if item["status"] == "paid")
+    balance = next(item for item in payouts.balances(api, auth)["items"] if item["currency"] == "ZAR")
+    story.check(
+        funded == paid + balance["reserved"] + balance["available"],
+        f"R{funded / 100:,.2f} funded = R{paid / 100:,.2f} paid + R{balance['reserved_decimal']} reserved"
+        f" + R{balance['available_decimal']} available",
+    )
 
     denied = stack.denied_calls()
     story.check(not denied, f"{sum(denied.values())} AWS calls refused by the functions' IAM roles {denied or ''}".rstrip())

@@ -76,9 +76,14 @@ def _pages(api: httpx.Client, path: str, headers: dict[str, str], limit: int) ->
             return items
 
 
+def listing(api: httpx.Client, auth: dict[str, str]) -> list[dict[str, Any]]:
+    """Every payout of the signed-in user, newest first."""
+    return _pages(api, "/payouts", auth, 100)
+
+
 def statuses(api: httpx.Client, auth: dict[str, str]) -> dict[str, str]:
     """Every payout of the signed-in user: id → status."""
-    return {item["id"]: item["status"] for item in _pages(api, "/payouts", auth, 100)}
+    return {item["id"]: item["status"] for item in listing(api, auth)}
 
 
 def provider_received(api: httpx.Client) -> list[dict[str, Any]]:
