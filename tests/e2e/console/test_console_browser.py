@@ -313,3 +313,30 @@ def test_amount_parsing_is_exact_for_every_typed_amount(page, stack: RunningStac
         ["0", "5", "29", "125,050", "-2,999", "1,000,000,000"],
         ["0.000", "0.005", "0.029", "125.050", "-2.999", "1,000,000.000"],
     ]
+
+
+def test_the_balance_is_shown_above_the_form_and_a_payout_beyond_it_is_refused_next_to_the_amount(page) -> None:
+    # Given a signed-in user, funded with 1,000,000.00 ZAR (every console user is, on sign-in)
+    sign_in(page, new_email())
+    balance = page.locator("#balance-list li[data-currency=ZAR]")
+    expect(balance).to_contain_text("1,000,000.00 ZAR")
+    # When they ask for more than that
+    posts = posts_to_payouts(page)
+    fill_payout(page, "2000000", "Too much")
+    page.get_by_role("button", name="Send payout").click()
+    # Then the answer is next to the amount, naming what is available, and no payout exists
+    expect(page.locator("#amount-error")).to_have_text("Insufficient funds: 1,000,000.00 ZAR available.")
+    assert len(posts) == 1
+    assert payouts_through_api(page) == []
+    # When they add funds through the sandbox provider (the dev stage shows the button)
+    page.get_by_label("Sandbox deposit").fill("1500000")
+    page.get_by_label("Deposit in").select_option("ZAR")
+    page.get_by_role("button", name="Add funds (sandbox)").click()
+    # Then the balance shows them once the provider's webhook is in, and the ledger lists the funding
+    expect(balance).to_contain_text("2,500,000.00 ZAR")
+    expect(page.locator("#ledger-rows tr[data-type=funding]")).to_have_count(2)
+    # And the same payout now goes through, its amount reserved in the ledger under the balance
+    page.get_by_role("button", name="Send payout").click()
+    expect(page.locator("#payout-form-status")).to_contain_text("created")
+    expect(page.locator("#ledger-rows tr[data-type=reserve]")).to_have_count(1)
+    expect(balance).to_have_text("500,000.00 ZAR available · 2,000,000.00 ZAR reserved")

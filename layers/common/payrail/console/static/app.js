@@ -1,10 +1,12 @@
 // The console's entry point: who is signed in, the unreachable-API banner, and the two panels.
 import { api, ApiError, onReachability, onSignedOut, refreshSession, Unreachable } from "./api.js";
+import { Balances } from "./balances.js";
 import { Bank } from "./bank.js";
 import { $, announce } from "./dom.js";
 import { Payouts } from "./payouts.js";
 
-const payouts = new Payouts();
+const balances = new Balances();
+const payouts = new Payouts(balances);
 const bank = new Bank(null);
 let user = null;
 
@@ -18,6 +20,7 @@ function show(signedIn) {
 function signedOut(message) {
   user = null;
   payouts.stop();
+  balances.stop();
   bank.stop();
   show(false);
   if (message) $("#sign-in-status").textContent = message;
@@ -46,7 +49,7 @@ async function boot() {
   }
   show(true);
   bank.setUser(user);
-  await Promise.allSettled([payouts.start(), bank.start()]);
+  await Promise.allSettled([balances.start(), payouts.start(), bank.start()]);
 }
 
 $("#sign-in-form").addEventListener("submit", (event) => {

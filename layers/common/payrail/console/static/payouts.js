@@ -1,5 +1,6 @@
 // The payout form and the payout list.
 import { api, ApiError, Unreachable } from "./api.js";
+import { insufficientFunds } from "./balances.js";
 import { $, announce, h, when } from "./dom.js";
 import { CURRENCIES, formatMoney, parseAmount } from "./money.js";
 import { Poller } from "./poll.js";
@@ -68,7 +69,8 @@ function badge(status) {
 }
 
 export class Payouts {
-  constructor() {
+  constructor(balances = null) {
+    this.balances = balances;
     this.form = $("#payout-form");
     this.submit = $("#payout-submit");
     this.formStatus = $("#payout-form-status");
@@ -136,12 +138,15 @@ export class Payouts {
       this.form.reset();
       this.form.elements.currency.value = body.currency;
       this.poller.now();
+      this.balances?.refresh().catch(() => {});
     } catch (error) {
       if (error instanceof Unreachable) {
         this.formStatus.textContent = "The API did not answer, so the payout may or may not exist. Send again: the retry is safe and cannot create a second payout.";
       } else if (error instanceof ApiError) {
         if (error.status !== 429 && error.status < 500) this.attempt = null;
         const fields = Object.fromEntries((error.problem.errors || []).map((e) => [e.field, e.message]));
+        const short = insufficientFunds(error.problem);
+        if (short) fields.amount = short;
         showErrors(this.form, fields);
         const wait = error.status === 429 ? ` Try again in ${error.problem.retry_after ?? "a few"} seconds.` : "";
         this.formStatus.textContent = `${error.message}${wait}`;
