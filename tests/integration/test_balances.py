@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from payrail.db import balances as ledger
+from payrail.db import keys
 
 from tests.payouts_support import (
     VALID_BODY,
@@ -283,3 +284,22 @@ def test_bad_ledger_requests_are_400_problems(resources: Resources, api: InProce
 def test_balances_need_a_signed_in_user(resources: Resources, api: InProcess) -> None:
     assert call(api, http_event("GET", "/balances"))[0] == 401
     assert ledger_of(api, {}, "ZAR")[0] == 401
+
+
+def test_a_funding_delivered_again_after_its_event_record_expired_still_credits_once(
+    resources: Resources, api: InProcess, worker: InProcess
+) -> None:
+    # Given a funding credited, whose deduplication record has since expired (TTL deletes it)
+    reference = funding_reference_of(resources, "hana")
+    body = funding_body(reference, 4_000, "ZAR")
+    deliver(worker, body)
+    event_key = keys.webhook_event(json.loads(body)["id"])
+    resources.client("dynamodb").delete_item(
+        TableName=resources.ref("Table"), Key={name: {"S": value} for name, value in event_key.items()}
+    )
+    # When the provider delivers the same event again
+    deliver(worker, body)
+    # Then its ledger entry, which is never deleted, keeps it from being credited twice
+    auth = bearer(resources, "hana")
+    assert balance(api, auth)["available"] == 4_000
+    assert [entry["type"] for entry in entries(api, auth)] == ["funding"]

@@ -154,7 +154,9 @@ def apply_funding(funding: Funding) -> tuple[Outcome, str | None]:
     try:
         db.transact_write([db.put_action(_event_item(funding, Outcome.APPLIED, now), condition="attribute_not_exists(pk)"), *credit])
     except TransactionCancelled as cancelled:
-        if cancelled.reason(0).code == "ConditionalCheckFailed":
+        # The event record says it was seen; so does its ledger entry once the record has expired
+        # (EVENT_RECORD_DAYS) and the provider delivers the event again: credited once either way.
+        if "ConditionalCheckFailed" in (cancelled.reason(0).code, cancelled.reason(2).code):
             return Outcome.DUPLICATE, user_id
-        raise payout_store.LedgerMismatch(f"a funding entry exists without its event record: {funding.event_id}") from cancelled
+        raise
     return Outcome.APPLIED, user_id
