@@ -21,6 +21,11 @@ to the connection.
 | bank sync schedule | ``BANKSCHEDULE#{connection_id}`` | ``SCHEDULE`` | ``BANKDUE#{shard}`` / next sync time |
 | bank transaction | ``CONN#{connection_id}`` | ``TXN#{transaction_id}`` | ``USER#{user_id}#TXNS`` / ``{date}#{connection_id}#{id}`` |
 | circuit breaker | ``CIRCUIT#{name}`` | ``CIRCUIT`` | |
+| merchant webhook endpoint | ``WHEP#{endpoint_id}`` | ``ENDPOINT`` | ``USER#{user_id}#WHEPS`` / ``{created_at}#{endpoint_id}`` |
+| its signing secrets, KMS-encrypted | ``WHSECRET#{endpoint_id}`` | ``SECRET`` | |
+| merchant event (what redeliver sends again) | ``WHEVT#{event_id}`` | ``EVENT`` | |
+| delivery task of one (event, endpoint) pair | ``WHTASK#{endpoint_id}#{event_id}`` | ``TASK`` | |
+| delivery attempt | ``WHDLV#{endpoint_id}`` | ``{created_at}#{attempt_id}`` | |
 """
 
 from __future__ import annotations
@@ -129,3 +134,34 @@ def session(session_id: str) -> Key:
 def refresh_token(token: str) -> Key:
     """Refresh tokens are stored by their SHA-256 only, so the table never holds a usable token."""
     return {"pk": "REFRESH#" + hashlib.sha256(token.encode()).hexdigest(), "sk": "REFRESH"}
+
+
+# -------------------------------------------------------------------- merchant webhooks
+def webhook_endpoint(endpoint_id: str) -> Key:
+    return {"pk": f"WHEP#{endpoint_id}", "sk": "ENDPOINT"}
+
+
+def user_webhook_endpoints_index(user_id: str) -> str:
+    return f"USER#{user_id}#WHEPS"
+
+
+def webhook_secret(endpoint_id: str) -> Key:
+    """An endpoint's signing secrets, apart from the endpoint so that only the functions that
+    create, rotate and sign can touch them."""
+    return {"pk": f"WHSECRET#{endpoint_id}", "sk": "SECRET"}
+
+
+def merchant_event(event_id: str) -> Key:
+    return {"pk": f"WHEVT#{event_id}", "sk": "EVENT"}
+
+
+def delivery_task(endpoint_id: str, event_id: str) -> Key:
+    return {"pk": f"WHTASK#{endpoint_id}#{event_id}", "sk": "TASK"}
+
+
+def delivery_attempts(endpoint_id: str) -> str:
+    return f"WHDLV#{endpoint_id}"
+
+
+def delivery_attempt(endpoint_id: str, created_at: str, attempt_id: str) -> Key:
+    return {"pk": delivery_attempts(endpoint_id), "sk": f"{created_at}#{attempt_id}"}
