@@ -30,7 +30,8 @@
    back, its records stay) and writes that change nothing; DynamoDB writes a transaction's records
    only when it commits, and none for a PutItem or UpdateItem that leaves the item as it was. So
    a transaction's records are held back until it commits (a reader never sees a record of a
-   cancelled one, even half-way), a MODIFY whose images are equal is not written, and every
+   cancelled one, even half-way), a MODIFY whose images are equal is not written, an UpdateItem
+   that creates its item writes one INSERT (moto writes the bare key's first), and every
    appended record wakes the local stream pollers (``wait_for_stream_records``), which is what
    lets them deliver a write in milliseconds without hammering GetRecords. moto also keeps every
    shard iterator it ever handed out (each GetRecords hands out one more); DynamoDB expires them
@@ -545,6 +546,8 @@ def _range_bounds(entries: list[Entry], types: tuple[str, ...] | None, condition
 # While a transaction runs (under the write lock): the stream records it wrote, as (shard,
 # record), appended to their shards only if it commits.
 _held_records: list[list[tuple[Any, Any]]] = []
+# While an UpdateItem runs (under the write lock): the last record it wrote, which it emits.
+_updating: list[tuple[Any, Any] | None] = []
 _stream_written = threading.Condition()
 _stream_records = 0  # records appended to any shard in this process, ever
 ITERATOR_LIFETIME_SECONDS = 15 * 60  # "A shard iterator expires 15 minutes after it is returned"
@@ -572,7 +575,15 @@ def _append_records(records: list[tuple[Any, Any]]) -> None:
         _stream_written.notify_all()
 
 
+def _emit(shard: Any, record: Any) -> None:
+    if _held_records:
+        _held_records[0].append((shard, record))
+    else:
+        _append_records([(shard, record)])
+
+
 def _faithful_streams() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import StreamRecord, StreamShard
     from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 
@@ -591,13 +602,31 @@ def _faithful_streams() -> None:
         pending = sum(1 for shard, _ in held if shard is self) if held is not None else 0
         sequence = self.starting_sequence_number + len(self.items) + pending
         record = StreamRecord(self.table, self.table.stream_specification["StreamViewType"], event_name, old, new, sequence)
-        if held is not None:
-            held.append((self, record))
+        if _updating:
+            _updating[-1] = (self, record)  # an update's last record is its only one
         else:
-            _append_records([(self, record)])
+            _emit(self, record)
 
     add._payrail_streams = True  # type: ignore[attr-defined]
     StreamShard.add = add  # type: ignore[method-assign]
+
+    # moto's UpdateItem of an item that does not exist yet puts the bare key first, then updates
+    # it: two INSERT records for one write. DynamoDB writes one, the item as the update left it.
+    original_update = DynamoDBBackend.update_item
+
+    def update_item(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _lock:
+            _updating.append(None)
+            try:
+                result = original_update(self, *args, **kwargs)
+            finally:
+                last = _updating.pop()
+            if last is not None:
+                _emit(*last)
+            return result
+
+    functools.update_wrapper(update_item, original_update)
+    DynamoDBBackend.update_item = update_item  # type: ignore[method-assign]
 
     def shard_iterators(self: Any) -> dict[str, Any]:
         if "_payrail_iterators" not in self.__dict__:  # a backend made before the adaptation
