@@ -151,3 +151,86 @@ def items_with_prefix(resources: Resources, prefix: str) -> list[dict[str, Any]]
     from tests.payouts_support import all_items
 
     return [deserialize(item) for item in all_items(resources) if item["pk"]["S"].startswith(prefix)]
+
+
+class Pipeline:
+    """The merchant webhook path in-process, each function with its template environment and IAM
+    role: payouts made with ``POST /payouts``, the stream read from moto (the table's real stream)
+    and handed to the fan-out as Lambda would, the delivery queue drained into the worker."""
+
+    def __init__(self, resources: Resources) -> None:
+        from tests.webhooks_support import InProcess
+
+        self.resources = resources
+        self.payouts_api = InProcess(resources, "PayoutsApiFunction")
+        self.endpoints_api = InProcess(resources, "WebhookEndpointsApiFunction")
+        self.fan_out = InProcess(resources, "WebhookFanOutFunction")
+        self.worker = InProcess(resources, "WebhookDeliveryWorkerFunction")
+        self.tokens: dict[str, str] = {}
+        self._stream_position: str | None = None
+
+    def token(self, user_id: str) -> str:
+        if user_id not in self.tokens:
+            self.tokens[user_id] = mint_token(self.resources, user_id)
+        return self.tokens[user_id]
+
+    def api(self, user_id: str, method: str, path: str, body: Any = None, query: dict[str, str] | None = None) -> tuple[int, Any]:
+        """A call of the endpoints API as ``user_id``; (status, JSON body)."""
+        route, parameters = _route(path)
+        event = http_event(
+            method,
+            path,
+            body=body,
+            headers={"authorization": f"Bearer {self.token(user_id)}"},
+            query=query,
+            route=route,
+            path_parameters=parameters,
+        )
+        response = self.endpoints_api(event)
+        text = response.get("body")
+        return response["statusCode"], json.loads(text) if text else None
+
+    def register(self, user_id: str, url: str, events: list[str] | None = None) -> dict[str, Any]:
+        status, endpoint = self.api(user_id, "POST", "/webhook-endpoints", {"url": url, **({"events": events} if events else {})})
+        assert status == 201, endpoint
+        return dict(endpoint)
+
+    def payout(self, user_id: str = "user-1") -> dict[str, Any]:
+        return create_payout(lambda event, _context: self.payouts_api(event), self.token(user_id))
+
+    def stream(self) -> dict[str, Any]:
+        """Hand the fan-out every stream record written since the last call that its mapping's
+        FilterCriteria let through, as Lambda would (its answer)."""
+        from devstack.streams import StreamMapping, lambda_record
+
+        [properties] = self.resources.functions["WebhookFanOutFunction"].events_of("DynamoDB").values()
+        mapping = StreamMapping.from_properties(properties)
+        streams = self.resources.client("dynamodbstreams")
+        arn = mapping.stream_arn
+        [shard] = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+        where = {"ShardIteratorType": "TRIM_HORIZON"}
+        if self._stream_position:
+            where = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": self._stream_position}
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], **where)["ShardIterator"]
+        records = [lambda_record(raw, arn) for raw in streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]]
+        if not records:
+            return {"batchItemFailures": []}
+        self._stream_position = records[-1]["dynamodb"]["SequenceNumber"]
+        passed = [record for record in records if mapping.matches(record)]
+        return dict(self.fan_out({"Records": passed})) if passed else {"batchItemFailures": []}
+
+    def deliver(self) -> list[Any]:
+        """Run the worker on every visible delivery message, one per invocation; their answers."""
+        return [self.worker(as_sqs_event([message])) for message in delivery_messages(self.resources)]
+
+
+def _route(path: str) -> tuple[str | None, dict[str, str] | None]:
+    parts = path.strip("/").split("/")
+    if len(parts) == 1:
+        return None, None
+    parameters = {"endpoint_id": parts[1]}
+    if len(parts) == 2:
+        return "/webhook-endpoints/{endpoint_id}", parameters
+    if parts[2] == "events":
+        return "/webhook-endpoints/{endpoint_id}/events/{event_id}/redeliver", {**parameters, "event_id": parts[3]}
+    return "/webhook-endpoints/{endpoint_id}/" + parts[2], parameters

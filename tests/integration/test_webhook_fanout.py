@@ -52,12 +52,14 @@ def test_a_created_payout_reaches_each_enabled_subscribed_endpoint_of_its_owner_
     # Then one event is recorded, and each wanted endpoint gets one task and one message
     assert answer == {"batchItemFailures": []}
     [event] = items_with_prefix(resources, "WHEVT#")
-    assert event["type"] == "payout.created" and event["user_id"] == "user-1"
+    assert event["type"] == "payout.created"
+    assert event["user_id"] == "user-1"
     assert json.loads(event["body"])["data"]["object"]["id"] == payout_image["id"]["S"]
     assert {task["pk"].split("#")[1] for task in items_with_prefix(resources, "WHTASK#")} == wanted
     sent = bodies(delivery_messages(resources))
     assert sorted(m["endpoint_id"] for m in sent) == sorted(wanted)
-    assert {m["event_id"] for m in sent} == {event["id"]} and all(m["body"] == event["body"] for m in sent)
+    assert {m["event_id"] for m in sent} == {event["id"]}
+    assert all(m["body"] == event["body"] for m in sent)
 
 
 def test_a_record_delivered_twice_makes_no_second_event_or_task(resources: Resources, fan_out, payout_image) -> None:
@@ -69,7 +71,8 @@ def test_a_record_delivered_twice_makes_no_second_event_or_task(resources: Resou
     assert len(items_with_prefix(resources, "WHTASK#")) == 1
     # The pair is still pending, so the retry sends again (a duplicate message is allowed; the worker settles it once)
     sent = bodies(delivery_messages(resources))
-    assert [m["endpoint_id"] for m in sent] == [endpoint, endpoint] and len({m["event_id"] for m in sent}) == 1
+    assert [m["endpoint_id"] for m in sent] == [endpoint, endpoint]
+    assert len({m["event_id"] for m in sent}) == 1
 
 
 def test_a_settled_pair_is_not_sent_again(resources: Resources, fan_out, payout_image) -> None:
@@ -86,7 +89,8 @@ def test_a_settled_pair_is_not_sent_again(resources: Resources, fan_out, payout_
         ExpressionAttributeValues={":d": {"S": "delivered"}},
     )
     fan_out(stream_event(record), LambdaContext())
-    assert delivery_messages(resources) == [] and endpoint in task["pk"]
+    assert delivery_messages(resources) == []
+    assert endpoint in task["pk"]
 
 
 def test_a_failed_send_fails_the_record_and_its_retry_still_sends(resources: Resources, fan_out, payout_image, monkeypatch) -> None:
@@ -106,7 +110,8 @@ def test_a_failed_send_fails_the_record_and_its_retry_still_sends(resources: Res
     answer = fan_out(stream_event(record), LambdaContext())
     # Then Lambda is told to retry from this record
     assert answer == {"batchItemFailures": [{"itemIdentifier": record["dynamodb"]["SequenceNumber"]}]}
-    assert len(items_with_prefix(resources, "WHTASK#")) == 1 and delivery_messages(resources) == []
+    assert len(items_with_prefix(resources, "WHTASK#")) == 1
+    assert delivery_messages(resources) == []
     # When Lambda retries it, the message goes out
     assert fan_out(stream_event(record), LambdaContext()) == {"batchItemFailures": []}
     assert [m["endpoint_id"] for m in bodies(delivery_messages(resources))] == [endpoint]

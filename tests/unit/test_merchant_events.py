@@ -44,9 +44,11 @@ def test_an_inserted_payout_is_payout_created_with_its_public_view_and_version()
     [event] = events_of(stream_record("INSERT", image()))
     assert event.type == "payout.created"
     assert event.user_id == "user-1"
-    assert event.object["id"] == "po_1" and event.object["version"] == 1
+    assert event.object["id"] == "po_1"
+    assert event.object["version"] == 1
     assert event.object["amount_decimal"] == "125.50"
-    assert "user_id" not in event.object and "gsi1pk" not in event.object  # the public view only
+    assert "user_id" not in event.object
+    assert "gsi1pk" not in event.object
     body = json.loads(event.body())
     assert body == {"id": event.id, "type": "payout.created", "created_at": PAYOUT["created_at"], "data": {"object": event.object}}
 
@@ -55,7 +57,8 @@ def test_the_same_change_always_has_the_same_event_id() -> None:
     # Given the stream delivering one record twice (and a retried function reading it again)
     first = events_of(stream_record("INSERT", image()))
     second = events_of(stream_record("INSERT", image()))
-    assert first[0].id == second[0].id and first[0].id.startswith("evt_")
+    assert first[0].id == second[0].id
+    assert first[0].id.startswith("evt_")
     assert first[0].body() == second[0].body()
 
 
@@ -67,11 +70,18 @@ def test_a_status_change_is_one_event_of_the_new_status_and_other_changes_none()
     assert events_of(stream_record("REMOVE", None, image())) == []
     # Every status has its own id, so submitted and paid never collide.
     paid = events_of(stream_record("MODIFY", image(status="paid", version=4), image(status="processing", version=3)))
-    assert paid[0].type == "payout.paid" and paid[0].id != moved[0].id
+    assert paid[0].type == "payout.paid"
+    assert paid[0].id != moved[0].id
 
 
 def test_items_other_than_payouts_and_connections_mean_nothing() -> None:
-    for pk, sk in [("IDEM#u#k", "IDEM"), ("OUTBOX#1", "2026#po_1"), ("BALANCE#u#ZAR", "BALANCE"), ("CONN#c1", "TXN#t1"), ("WHEVT#e", "EVENT")]:
+    for pk, sk in [
+        ("IDEM#u#k", "IDEM"),
+        ("OUTBOX#1", "2026#po_1"),
+        ("BALANCE#u#ZAR", "BALANCE"),
+        ("CONN#c1", "TXN#t1"),
+        ("WHEVT#e", "EVENT"),
+    ]:
         assert events_of(stream_record("INSERT", serialize({"pk": pk, "sk": sk, "user_id": "u"}))) == []
 
 
@@ -81,24 +91,30 @@ def test_a_finished_bank_sync_is_bank_connection_synced_with_its_summary() -> No
     old = serialize({**connection, "lease_owner": "run-1", "sync_generation": 1})
     new = serialize({**connection, "last_sync": summary})
     [event] = events_of(stream_record("MODIFY", new, old))
-    assert event.type == "bank_connection.synced" and event.user_id == "user-1"
-    assert event.object["last_sync"]["inserted"] == 3 and event.object["version"] == 2 and event.object["id"] == "conn_1"
+    assert event.type == "bank_connection.synced"
+    assert event.user_id == "user-1"
+    assert event.object["last_sync"]["inserted"] == 3
+    assert event.object["version"] == 2
+    assert event.object["id"] == "conn_1"
     # Taking the lease for the next run (same summary) is no new event.
     assert events_of(stream_record("MODIFY", serialize({**connection, "last_sync": summary, "lease_owner": "r2"}), new)) == []
 
 
 def test_signatures_follow_standard_webhooks_and_either_secret_verifies_during_a_rotation() -> None:
     new, old = new_secret(), new_secret()
-    assert new.startswith("whsec_") and len(base64.b64decode(new[len("whsec_") :])) >= 24
+    assert new.startswith("whsec_")
+    assert len(base64.b64decode(new[len("whsec_") :])) >= 24
     body = b'{"id":"evt_1"}'
     headers = signed_headers("evt_1", 1_700_000_000, body, [new, old])
     # The specification's own computation: base64 HMAC-SHA256 of "id.timestamp.body" keyed by the
     # decoded part of the secret, one "v1,<sig>" entry per secret, space-separated.
     expected = [
-        "v1," + base64.b64encode(hmac.new(secret_bytes(s), b"evt_1.1700000000." + body, hashlib.sha256).digest()).decode() for s in (new, old)
+        "v1," + base64.b64encode(hmac.new(secret_bytes(s), b"evt_1.1700000000." + body, hashlib.sha256).digest()).decode()
+        for s in (new, old)
     ]
     assert headers["webhook-signature"].split(" ") == expected
-    assert headers["webhook-id"] == "evt_1" and headers["webhook-timestamp"] == "1700000000"
+    assert headers["webhook-id"] == "evt_1"
+    assert headers["webhook-timestamp"] == "1700000000"
     assert headers["user-agent"] == USER_AGENT
     for secret in (new, old):
         assert verify_standard(headers, body, [secret], now=1_700_000_000) == "evt_1"
@@ -109,7 +125,7 @@ def test_signatures_follow_standard_webhooks_and_either_secret_verifies_during_a
 
 
 def test_the_user_agent_names_the_products_version() -> None:
-    assert VERSION == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"] == VERSION
 
 
 def test_each_wait_has_ten_percent_jitter_and_the_schedule_ends() -> None:

@@ -153,7 +153,10 @@ def test_the_dashboard_is_json_and_charts_only_metrics_the_code_emits() -> None:
 
 def test_merchant_webhook_deliveries_and_disabled_endpoints_are_alarmed_and_on_the_dashboard() -> None:
     dimensions = {
-        (alarm["Properties"].get("MetricName"), tuple(sorted((d["Name"], str(d["Value"])) for d in alarm["Properties"].get("Dimensions", []))))
+        (
+            alarm["Properties"].get("MetricName"),
+            tuple(sorted((d["Name"], str(d["Value"])) for d in alarm["Properties"].get("Dimensions", []))),
+        )
         for alarm in ALARMS.values()
         if alarm["Properties"].get("Namespace") == "Payrail"
     }

@@ -208,8 +208,9 @@ def rotate_secret(endpoint_id: str, new_ciphertext: str, previous_until: int) ->
     try:
         table().update(
             keys.webhook_secret(endpoint_id),
-            "SET previous = current, previous_until = :until, current = :new",
+            "SET #previous = #current, previous_until = :until, #current = :new",
             "attribute_exists(pk)",
+            names={"#previous": "previous", "#current": "current"},  # CURRENT is a reserved word
             values={":until": previous_until, ":new": new_ciphertext},
             returns="NONE",
         )
