@@ -460,6 +460,22 @@ class _Mapper:
         table = params.get("TableName")
         return [Request(action, self._table_arn(str(table)) if table else "*")]
 
+    # ---------------------------------------------------------------- DynamoDB Streams
+    # The streams API's calls are dynamodb: actions on the stream's ARN, ListStreams on "*":
+    # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazondynamodb.html
+    # GetRecords names only a shard iterator, which begins with its stream's ARN up to the first
+    # "|" (on AWS as in moto).
+    def streams_dynamodb(self, operation: str, params: Mapping[str, Any]) -> list[Request]:
+        action = f"dynamodb:{operation}"
+        if "StreamArn" in params:
+            return [Request(action, str(params["StreamArn"]))]
+        if "ShardIterator" in params:
+            stream_arn = str(params["ShardIterator"]).split("|", 1)[0]
+            if not stream_arn.startswith("arn:aws:dynamodb:") or "/stream/" not in stream_arn:
+                raise RequestNotUnderstood("the shard iterator does not begin with its stream's ARN")
+            return [Request(action, stream_arn)]
+        return [Request(action, "*")]
+
     # ---------------------------------------------------------------- SQS
     # The batch operations are authorised as their single forms (sqs:SendMessage etc.):
     # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-api-permissions-reference.html
@@ -530,8 +546,8 @@ _IAM_PREFIX = {"monitoring": "cloudwatch", "email": "ses", "execute-api": "execu
 def requests_for(identity: Identity, service: str, operation: str, params: Mapping[str, Any]) -> list[Request]:
     """The authorisations an AWS call needs, from its serialised parameters (wire format)."""
     mapper = _Mapper(identity)
-    handler = getattr(mapper, service.replace("-", "_"), None)
-    if handler is not None and service in ("dynamodb", "sqs", "kms", "secretsmanager", "ssm"):
+    handler = getattr(mapper, service.replace("-", "_").replace(".", "_"), None)
+    if handler is not None and service in ("dynamodb", "streams.dynamodb", "sqs", "kms", "secretsmanager", "ssm"):
         result: list[Request] = handler(operation, params)
         return result
     return [Request(f"{_IAM_PREFIX.get(service, service)}:{operation}", "*")]

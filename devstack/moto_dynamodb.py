@@ -24,6 +24,19 @@
    writes and queries. Whatever the index does not cover (several key attributes, the legacy
    QueryFilter, an ExclusiveStartKey missing key attributes, pages near moto's 1 MB limit, mixed
    key types) goes to moto's full walk unchanged.
+
+4. Streams as DynamoDB writes them (``_faithful_streams``). moto appends a stream record for
+   every write, including the writes of a transaction that is then cancelled (its items are put
+   back, its records stay) and writes that change nothing; DynamoDB writes a transaction's records
+   only when it commits, and none for a PutItem or UpdateItem that leaves the item as it was. So
+   a transaction's records are held back until it commits (a reader never sees a record of a
+   cancelled one, even half-way), a MODIFY whose images are equal is not written, an UpdateItem
+   that creates its item writes one INSERT (moto writes the bare key's first), and every
+   appended record wakes the local stream pollers (``wait_for_stream_records``), which is what
+   lets them deliver a write in milliseconds without hammering GetRecords. moto also keeps every
+   shard iterator it ever handed out (each GetRecords hands out one more); DynamoDB expires them
+   after 15 minutes, and so does this adaptation. moto expires no item by TTL, so there are no
+   TTL deletions (and no ``userIdentity`` records) locally.
 """
 
 from __future__ import annotations
@@ -34,6 +47,7 @@ import copy
 import functools
 import inspect
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -88,6 +102,7 @@ def adapt_moto_dynamodb() -> None:
         setattr(DynamoDBBackend, name, isolated)
     _cheap_transaction_backups()
     _indexed_queries()
+    _faithful_streams()
 
 
 # ==================================================================== transaction backups
@@ -147,10 +162,17 @@ def _cheap_transaction_backups() -> None:
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> Any:
         with _lock:
             models.copy = _TransactionSnapshots(transact_items)  # type: ignore[assignment]
+            _held_records[:] = [[]]
+            committed = False
             try:
-                return original(self, transact_items)
+                result = original(self, transact_items)
+                committed = True
+                return result
             finally:
                 models.copy = copy
+                held, _held_records[:] = _held_records[0], []
+                if committed:
+                    _append_records(held)
 
     functools.update_wrapper(transact_write_items, original)
     transact_write_items._payrail_snapshots = True  # type: ignore[attr-defined]
@@ -518,3 +540,122 @@ def _range_bounds(entries: list[Entry], types: tuple[str, ...] | None, condition
     if last >= 0x10FFFF:
         raise TypeError("no string follows this prefix")
     return first(prefix, False), first(prefix[:-1] + chr(last + 1), False)
+
+
+# ==================================================================== streams
+# While a transaction runs (under the write lock): the stream records it wrote, as (shard,
+# record), appended to their shards only if it commits.
+_held_records: list[list[tuple[Any, Any]]] = []
+# While an UpdateItem runs (under the write lock): the last record it wrote, which it emits.
+_updating: list[tuple[Any, Any] | None] = []
+_stream_written = threading.Condition()
+_stream_records = 0  # records appended to any shard in this process, ever
+ITERATOR_LIFETIME_SECONDS = 15 * 60  # "A shard iterator expires 15 minutes after it is returned"
+
+
+def stream_records_written() -> int:
+    """How many stream records have been appended so far (to pass to wait_for_stream_records)."""
+    return _stream_records
+
+
+def wait_for_stream_records(seen: int, timeout: float) -> bool:
+    """Wait until a stream record is appended after ``seen`` were (or ``timeout`` passes)."""
+    with _stream_written:
+        return _stream_written.wait_for(lambda: _stream_records != seen, timeout)
+
+
+def _append_records(records: list[tuple[Any, Any]]) -> None:
+    global _stream_records
+    if not records:
+        return
+    for shard, record in records:
+        shard.items.append(record)
+    with _stream_written:
+        _stream_records += len(records)
+        _stream_written.notify_all()
+
+
+def _emit(shard: Any, record: Any) -> None:
+    if _held_records:
+        _held_records[0].append((shard, record))
+    else:
+        _append_records([(shard, record)])
+
+
+def _faithful_streams() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import StreamRecord, StreamShard
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+
+    original_add = StreamShard.add
+    if getattr(original_add, "_payrail_streams", False):
+        return
+
+    def add(self: Any, old: Any, new: Any) -> None:
+        if self.table.lambda_event_source_mappings:
+            original_add(self, old, new)  # moto's own Lambda, which the runtime does not use
+            return
+        if old is not None and new is not None and old.to_json() == new.to_json():
+            return  # "no stream record is written for a write that changes nothing"
+        event_name = "INSERT" if old is None else "REMOVE" if new is None else "MODIFY"
+        held = _held_records[0] if _held_records else None
+        pending = sum(1 for shard, _ in held if shard is self) if held is not None else 0
+        sequence = self.starting_sequence_number + len(self.items) + pending
+        record = StreamRecord(self.table, self.table.stream_specification["StreamViewType"], event_name, old, new, sequence)
+        if _updating:
+            _updating[-1] = (self, record)  # an update's last record is its only one
+        else:
+            _emit(self, record)
+
+    add._payrail_streams = True  # type: ignore[attr-defined]
+    StreamShard.add = add  # type: ignore[method-assign]
+
+    # moto's UpdateItem of an item that does not exist yet puts the bare key first, then updates
+    # it: two INSERT records for one write. DynamoDB writes one, the item as the update left it.
+    original_update = DynamoDBBackend.update_item
+
+    def update_item(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _lock:
+            _updating.append(None)
+            try:
+                result = original_update(self, *args, **kwargs)
+            finally:
+                last = _updating.pop()
+            if last is not None:
+                _emit(*last)
+            return result
+
+    functools.update_wrapper(update_item, original_update)
+    DynamoDBBackend.update_item = update_item  # type: ignore[method-assign]
+
+    def shard_iterators(self: Any) -> dict[str, Any]:
+        if "_payrail_iterators" not in self.__dict__:  # a backend made before the adaptation
+            self.__dict__["_payrail_iterators"] = _ExpiringIterators(self.__dict__.pop("shard_iterators", {}))
+        iterators: dict[str, Any] = self.__dict__["_payrail_iterators"]
+        return iterators
+
+    def set_shard_iterators(self: Any, value: dict[str, Any]) -> None:
+        self.__dict__["_payrail_iterators"] = _ExpiringIterators(value)
+
+    DynamoDBStreamsBackend.shard_iterators = property(shard_iterators, set_shard_iterators)  # type: ignore[assignment]
+
+
+class _ExpiringIterators(dict[str, Any]):
+    """moto's shard iterators by id, each dropped 15 minutes after it was handed out (reading an
+    expired one fails as moto fails an unknown one)."""
+
+    def __init__(self, initial: dict[str, Any]) -> None:
+        super().__init__(initial)
+        self._issued: list[tuple[float, str]] = []
+        self._guard = threading.Lock()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        now = time.monotonic()
+        with self._guard:
+            super().__setitem__(key, value)
+            self._issued.append((now, key))
+            expired = 0
+            while expired < len(self._issued) and now - self._issued[expired][0] > ITERATOR_LIFETIME_SECONDS:
+                self.pop(self._issued[expired][1], None)
+                expired += 1
+            del self._issued[:expired]

@@ -20,6 +20,7 @@ from typing import Any
 
 from moto.server import ThreadedMotoServer
 
+from devstack import iam
 from devstack.chaos import Chaos
 from devstack.events import Schedule, SqsPoller
 from devstack.functions import FunctionPool, InvocationError
@@ -28,6 +29,7 @@ from devstack.iam import Identity, write_usage
 from devstack.moto_dynamodb import adapt_moto_dynamodb
 from devstack.policies import identities
 from devstack.resources import Physical, Provisioner, local_client
+from devstack.streams import DynamoDBStreamPoller, StreamMapping, StreamMappingError
 from devstack.template import FunctionSpec, Template, TemplateError, load_yaml, samconfig_parameters
 
 STATE_FILE = Path(".devstack/state.json")
@@ -145,6 +147,7 @@ class LocalStack:
         self.pools: dict[str, FunctionPool] = {}
         self.schedules: dict[str, Schedule] = {}
         self.pollers: list[SqsPoller] = []
+        self.stream_pollers: list[DynamoDBStreamPoller] = []
         self.functions: dict[str, FunctionSpec] = {}
         self._moto: ThreadedMotoServer | None = None
         self._gateway: Gateway | None = None
@@ -196,6 +199,7 @@ class LocalStack:
             return {}
         assert self.template is not None
         self.identities = identities(self.template)
+        iam.install()  # the stream pollers read with their function's role, in this process
         self._identity_dir = tempfile.TemporaryDirectory(prefix="devstack-iam-")
         files = {}
         for logical_id, identity in self.identities.items():
@@ -220,6 +224,11 @@ class LocalStack:
             }
             for name, pool in self.pools.items()
             if name in identities
+        ]
+        # What the stream pollers did with the functions' roles, in this process.
+        records += [
+            {"source": identities[name].source, "function": name, **iam.LEDGERS.get(identities[name]).drain()}
+            for name in sorted({poller.function for poller in self.stream_pollers})
         ]
         write_usage(Path(folder), "stack", records)
 
@@ -259,6 +268,36 @@ class LocalStack:
                     self.pollers.append(poller)
                     if self.run_pollers:
                         poller.start()
+            for properties in spec.events_of("DynamoDB").values():
+                self._stream_poller(logical_id, properties)
+
+    def _stream_poller(self, logical_id: str, properties: dict[str, Any]) -> None:
+        """A DynamoDB event source mapping: its role checked as Lambda checks it on creation, its
+        shards' iterators taken now (so LATEST is the records written from now on)."""
+        assert self.provisioner is not None
+        mapping = StreamMapping.from_properties(properties)
+        if not mapping.enabled:
+            return
+        poller = DynamoDBStreamPoller(
+            local_client("dynamodbstreams", self.moto_url),
+            local_client("sqs", self.moto_url),
+            logical_id,
+            self.provisioner.getatt(logical_id, "Arn"),
+            mapping,
+            self.invoke,
+            self.log,
+            self.stop_event,
+            self.identities.get(logical_id),
+            self.provisioner.queue_url_for_arn,
+        )
+        try:
+            poller.check_role()
+        except StreamMappingError as error:
+            raise StackError(str(error)) from error
+        poller.subscribe()
+        self.stream_pollers.append(poller)
+        if self.run_pollers:
+            poller.start()
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -266,7 +305,7 @@ class LocalStack:
             self._gateway.shutdown()
             self._gateway.server_close()
             self._gateway = None
-        for poller in self.pollers:
+        for poller in [*self.pollers, *self.stream_pollers]:
             if poller.is_alive():
                 poller.join(timeout=3)
         for pool in self.pools.values():

@@ -59,7 +59,7 @@ def test_every_work_queue_has_an_alarm_on_its_oldest_message() -> None:
         for alarm in ALARMS.values()
         if alarm["Properties"].get("MetricName") == "ApproximateAgeOfOldestMessage"
     }
-    assert work_queues == {"PayoutsQueue", "PaymentEventsQueue", "BankSyncQueue", "SandboxWebhooksQueue"}
+    assert work_queues == {"PayoutsQueue", "PaymentEventsQueue", "BankSyncQueue", "SandboxWebhooksQueue", "WebhookDeliveriesQueue"}
     assert set(aged) == work_queues
     for name, alarm in aged.items():
         assert alarm.get("Condition") == queues[name].get("Condition")
@@ -133,6 +133,7 @@ def test_the_dashboard_is_json_and_charts_only_metrics_the_code_emits() -> None:
         "API requests and errors",
         "API latency (ms)",
         "Queue depths (visible messages)",
+        "Merchant webhooks: deliveries by outcome, endpoints disabled",
     ]
     ours = {row[1] for widget in document["widgets"] for row in widget["properties"]["metrics"] if row[0] == "Payrail"}
     ours |= set(re.findall(r'MetricName=\\"(\w+)\\"', body))
@@ -144,5 +145,23 @@ def test_the_dashboard_is_json_and_charts_only_metrics_the_code_emits() -> None:
         "WebhookAccepted",
         "WebhookRejected",
         "BankTransactionsWritten",
+        "WebhookDeliveries",
+        "WebhookEndpointsDisabled",
     }
     assert [name for name in ours if f'name="{name}"' not in source] == []
+
+
+def test_merchant_webhook_deliveries_and_disabled_endpoints_are_alarmed_and_on_the_dashboard() -> None:
+    dimensions = {
+        (
+            alarm["Properties"].get("MetricName"),
+            tuple(sorted((d["Name"], str(d["Value"])) for d in alarm["Properties"].get("Dimensions", []))),
+        )
+        for alarm in ALARMS.values()
+        if alarm["Properties"].get("Namespace") == "Payrail"
+    }
+    assert ("WebhookEndpointsDisabled", (("service", "payrail"),)) in dimensions
+    assert ("WebhookDeliveries", (("outcome", "abandoned"), ("service", "payrail"))) in dimensions
+    body = str(_of_type("AWS::CloudWatch::Dashboard")["Dashboard"]["Properties"]["DashboardBody"])
+    for shown in ('"WebhookDeliveries"', '"delivered"', '"abandoned"', '"WebhookEndpointsDisabled"', "WebhookDeliveriesDLQ"):
+        assert shown in body

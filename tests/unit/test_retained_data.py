@@ -18,7 +18,8 @@ def test_every_key_that_seals_product_data_is_retained() -> None:
     # A key whose ciphertexts the product stores (used with an encryption context by a data-access
     # module) is retained; the sandbox's key seals only dev stand-in data.
     keys = {name for name, resource in RESOURCES.items() if resource["Type"] == "AWS::KMS::Key"}
-    assert keys == {"TokensKey", "SandboxKey"}
+    assert keys == {"TokensKey", "SandboxKey", "WebhookSecretsKey"}
+    assert RESOURCES["WebhookSecretsKey"]["DeletionPolicy"] == RESOURCES["WebhookSecretsKey"]["UpdateReplacePolicy"] == "Retain"
     assert RESOURCES["SandboxKey"]["Condition"] == "IsDev"
 
 

@@ -43,7 +43,7 @@ def functions(environment: str) -> list[str]:
 
 def test_prod_deploys_the_product_functions_and_dev_the_sandbox_too() -> None:
     prod, dev = set(functions("prod")), set(functions("dev"))
-    assert len(prod) == 12
+    assert len(prod) == 15
     assert dev - prod == {"SandboxFunction", "SandboxWebhookSenderFunction"}
 
 

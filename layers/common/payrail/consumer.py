@@ -114,3 +114,35 @@ def sqs_handler(handler: Handler) -> Handler:
     decorated = tracer.capture_lambda_handler(handler)
     decorated = metrics.log_metrics(decorated, capture_cold_start_metric=True)
     return functools.wraps(handler)(logger.inject_lambda_context(decorated, clear_state=True))
+
+
+class StreamConsumer:
+    """The same shape for a DynamoDB stream: ``StreamConsumer(handle)`` calls ``handle(record)``
+    with each record as Lambda sent it (a plain dict), and reports the records that raised as
+    ``batchItemFailures`` (their sequence numbers), so Lambda retries the shard from the first
+    of them instead of the whole batch."""
+
+    def __init__(self, handle: Callable[[dict[str, Any]], Any]) -> None:
+        self.handle = handle
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        def record_handler(record: Any) -> Any:
+            set_correlation_id(new_correlation_id())
+            try:
+                return self.handle(record.raw_event)
+            except PayrailError as error:
+                logger.warning("stream record failed; Lambda will retry it", extra={"error": error.detail})
+                raise
+            except Exception:
+                logger.exception("stream record failed unexpectedly; Lambda will retry it")
+                raise
+
+        processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
+        return process_partial_response(  # type: ignore[return-value]
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+
+
+def stream_handler(handler: Handler) -> Handler:
+    """The same logger, metrics and tracer stack for a stream consumer's ``lambda_handler``."""
+    return sqs_handler(handler)

@@ -241,3 +241,50 @@ class BankApiSettings(TableSettings, SignedInSettings, BankProviderSettings, Tok
 
 class BankSyncWorkerSettings(TableSettings, BankSyncSettings, BankSyncQueueSettings):
     pass
+
+
+# -------------------------------------------------------------------- merchant webhooks
+class WebhookSecretsKeySettings(Settings):
+    """The KMS key the endpoints' signing secrets are encrypted under."""
+
+    webhook_secrets_key_id: str = Field(alias="WEBHOOK_SECRETS_KEY_ID", min_length=1)
+
+
+class WebhookDeliveryQueueSettings(Settings):
+    webhook_deliveries_queue_url: str = Field(alias="WEBHOOK_DELIVERIES_QUEUE_URL", min_length=1)
+    # How long events and delivery tasks are kept (redeliver finds an event for this long).
+    webhook_event_retention_days: int = Field(default=30, alias="WEBHOOK_EVENT_RETENTION_DAYS", ge=1, le=365)
+
+
+class WebhookEgressSettings(Settings):
+    # The dev stage and the local stack may deliver to http and loopback URLs (tests run receivers).
+    webhook_allow_private_urls: bool = Field(default=False, alias="WEBHOOK_ALLOW_PRIVATE_URLS")
+
+
+class WebhookEndpointsApiSettings(
+    TableSettings, SignedInSettings, WebhookSecretsKeySettings, WebhookDeliveryQueueSettings, WebhookEgressSettings
+):
+    pass
+
+
+class WebhookFanOutSettings(TableSettings, WebhookDeliveryQueueSettings):
+    pass
+
+
+class WebhookDeliverySettings(TableSettings, WebhookDeliveryQueueSettings, WebhookEgressSettings):
+    # Seconds before each attempt: the first at once, then after each failure (comma-separated).
+    webhook_retry_schedule: str = Field(default="0,5,300,1800,7200,18000,36000,36000", alias="WEBHOOK_RETRY_SCHEDULE")
+    # An endpoint whose every attempt has failed for this long is disabled.
+    webhook_disable_after_seconds: int = Field(default=5 * 86400, alias="WEBHOOK_DISABLE_AFTER_SECONDS", ge=1)
+    webhook_timeout_seconds: float = Field(default=15.0, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0, le=15)
+
+    @property
+    def schedule(self) -> list[int]:
+        return [int(part) for part in self.webhook_retry_schedule.split(",") if part.strip()]
+
+    @model_validator(mode="after")
+    def _schedule_is_valid(self) -> Self:
+        parts = [part.strip() for part in self.webhook_retry_schedule.split(",")]
+        if not parts or not all(part.isdigit() for part in parts):
+            raise ValueError("WEBHOOK_RETRY_SCHEDULE is a comma-separated list of whole seconds, e.g. 0,5,300")
+        return self

@@ -25,6 +25,11 @@ to the connection.
 | ledger entry | ``LEDGER#{user_id}#{currency}`` | ``ENTRY#{entry_id}`` | ``USER#{user_id}#LEDGER#{currency}`` / ``{created_at}#{id}`` |
 | funding reference | ``FUNDREF#{reference}`` | ``FUNDREF`` | |
 | ledger audit's progress | ``LEDGERAUDIT`` | ``STATE`` | |
+| merchant webhook endpoint | ``WHEP#{endpoint_id}`` | ``ENDPOINT`` | ``USER#{user_id}#WHEPS`` / ``{created_at}#{endpoint_id}`` |
+| its signing secrets, KMS-encrypted | ``WHSECRET#{endpoint_id}`` | ``SECRET`` | |
+| merchant event (what redeliver sends again) | ``WHEVT#{event_id}`` | ``EVENT`` | |
+| delivery task of one (event, endpoint) pair | ``WHTASK#{endpoint_id}#{event_id}`` | ``TASK`` | |
+| delivery attempt | ``WHDLV#{endpoint_id}`` | ``{created_at}#{attempt_id}`` | |
 """
 
 from __future__ import annotations
@@ -180,3 +185,32 @@ def funding_reference(reference: str) -> Key:
 
 def ledger_audit_state() -> Key:
     return {"pk": "LEDGERAUDIT", "sk": "STATE"}
+# -------------------------------------------------------------------- merchant webhooks
+def webhook_endpoint(endpoint_id: str) -> Key:
+    return {"pk": f"WHEP#{endpoint_id}", "sk": "ENDPOINT"}
+
+
+def user_webhook_endpoints_index(user_id: str) -> str:
+    return f"USER#{user_id}#WHEPS"
+
+
+def webhook_secret(endpoint_id: str) -> Key:
+    """An endpoint's signing secrets, apart from the endpoint so that only the functions that
+    create, rotate and sign can touch them."""
+    return {"pk": f"WHSECRET#{endpoint_id}", "sk": "SECRET"}
+
+
+def merchant_event(event_id: str) -> Key:
+    return {"pk": f"WHEVT#{event_id}", "sk": "EVENT"}
+
+
+def delivery_task(endpoint_id: str, event_id: str) -> Key:
+    return {"pk": f"WHTASK#{endpoint_id}#{event_id}", "sk": "TASK"}
+
+
+def delivery_attempts(endpoint_id: str) -> str:
+    return f"WHDLV#{endpoint_id}"
+
+
+def delivery_attempt(endpoint_id: str, created_at: str, attempt_id: str) -> Key:
+    return {"pk": delivery_attempts(endpoint_id), "sk": f"{created_at}#{attempt_id}"}
