@@ -8,9 +8,11 @@ round runs the floor and every function once, in a shuffled order, so machine no
 evenly; figures are medians.
 
 Both run without the development virtualenv (``python -I -S``), over a site-packages holding
-only what Lambda would have: the layer's requirements and the runtime's boto3 (built once under
-.bench/). The development tools change what a cold start imports: with them installed, httpx
-loads its command-line interface (rich, click) and botocore the CRT.
+only what Lambda would give that function: its layers' requirements and the runtime's boto3 (built
+once per set of layers under .bench/). The development tools change what a cold start imports:
+with them installed, httpx loads its command-line interface (rich, click) and botocore the CRT.
+Likewise a function without the crypto layer must not be measured with cryptography importable:
+PyJWT imports it when it can, and on AWS it cannot.
 """
 
 from __future__ import annotations
@@ -70,9 +72,13 @@ def services_of(resource: dict[str, Any]) -> list[str]:
 PIP_INSTALL = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
 
 
-def lambda_site() -> Path:
-    """A site-packages with the layers' requirements and the pinned boto3, as Lambda has them."""
-    requirement_files = [ROOT / "layers/common/requirements.txt", ROOT / "layers/crypto/requirements.txt"]
+def lambda_site(layer_dirs: list[Path] | None = None) -> Path:
+    """A site-packages with these layers' requirements and the pinned boto3, as Lambda has them.
+
+    Without ``layer_dirs``, the common layer's: what the floor and most functions have.
+    """
+    layers = layer_dirs or [ROOT / "layers/common"]
+    requirement_files = [layer / "requirements.txt" for layer in layers if (layer / "requirements.txt").exists()]
     layer_requirements = "".join(path.read_text() for path in requirement_files)
     boto_pins = re.findall(r"^(?:boto3|botocore)==\S+$", (ROOT / "requirements-dev.txt").read_text(), re.MULTILINE)
     digest = hashlib.sha256((layer_requirements + "\n".join(boto_pins)).encode()).hexdigest()[:12]
@@ -116,11 +122,10 @@ def measure(runs: int = 7) -> dict[str, Any]:
         "AWS_ACCESS_KEY_ID": "x",
         "AWS_SECRET_ACCESS_KEY": "x",
     }
-    site = lambda_site()
-    subjects: dict[str, tuple[str, dict[str, str], Path]] = {"floor": (_script([str(site)], FLOOR), floor_environment, ROOT)}
+    subjects: dict[str, tuple[str, dict[str, str], Path]] = {"floor": (_script([str(lambda_site())], FLOOR), floor_environment, ROOT)}
     for logical_id, spec in functions.items():
         environment = function_environment(spec, logical_id, "http://127.0.0.1:9")
-        script = _function_script(spec, services_of(template.resources[logical_id]), site)
+        script = _function_script(spec, services_of(template.resources[logical_id]), lambda_site(spec.layer_dirs))
         subjects[logical_id] = (script, environment, spec.code_dir)
     samples: dict[str, list[float]] = {name: [] for name in subjects}
     for _ in range(runs):

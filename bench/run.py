@@ -32,6 +32,8 @@ from scenarios.signin import sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK_PARAMETERS = "PayoutRateLimitPerMinute=1000000 AuthRateLimitPerMinute=1000000"
+# The concurrency at which creates through the stack are compared with moto's own rate.
+LIMIT_CLIENTS = 8
 
 # Public on-demand list prices, us-east-1, as published by AWS and read on 2025-06-01.
 PRICES = {
@@ -72,6 +74,13 @@ def bank_sync(transactions: int, page_size: int) -> dict[str, Any]:
     output = _python("bench/bank_sync.py", "--transactions", str(transactions), "--page-size", str(page_size))
     start = output.index("\n{\n") + 1  # after the worker's metric lines
     return dict(json.loads(output[start : output.index("\n}\n", start) + 2]))
+
+
+def moto_limit(stack: RunningStack, requests: int) -> dict[str, Any]:
+    """Moto's rate for a create's exact calls at ``LIMIT_CLIENTS`` clients (bench/moto_limit.py)."""
+    arguments = ["--moto", stack.moto_url, "--table", stack.physical("Table"), "--clients", str(LIMIT_CLIENTS)]
+    output = _python("-m", "bench.moto_limit", *arguments, "--requests", str(requests), timeout=600)
+    return dict(json.loads(output.strip().splitlines()[-1]))
 
 
 def _function_calls(stack: RunningStack) -> dict[str, Counter[str]]:
@@ -162,11 +171,14 @@ def on_the_stack(runs: int, requests: int) -> dict[str, Any]:
             return client.get("/health")
 
         load: dict[str, Any] = {}
+        limits: list[dict[str, Any]] = []
         for concurrency in (1, 8, 32):
             level: dict[str, list[http_load.LoadResult]] = {"create": [], "health": []}
             for _ in range(runs):
                 level["create"].append(http_load.run(stack.api_url, create, concurrency, requests, max_seconds=60))
                 level["health"].append(http_load.run(stack.api_url, health, concurrency, requests, max_seconds=60))
+                if concurrency == LIMIT_CLIENTS:  # moto's own rate for the same calls, alternately
+                    limits.append(moto_limit(stack, requests))
             load[str(concurrency)] = {name: http_load.median_of(values) for name, values in level.items()}
         results["load"] = {
             level: {
@@ -180,6 +192,14 @@ def on_the_stack(runs: int, requests: int) -> dict[str, Any]:
                 for name, r in figures.items()
             }
             for level, figures in load.items()
+        }
+        limit = statistics.median(run["per_second"] for run in limits)
+        results["moto_limit"] = {
+            "clients": LIMIT_CLIENTS,
+            "moto_creates_per_second": round(limit, 1),
+            "stack_creates_per_second": results["load"][str(LIMIT_CLIENTS)]["create"]["per_second"],
+            "ratio": round(results["load"][str(LIMIT_CLIENTS)]["create"]["per_second"] / limit, 2) if limit else 0.0,
+            "runs": limits,
         }
         return results
     finally:
@@ -301,6 +321,13 @@ def render(results: dict[str, Any], command: str, seconds: float) -> str:
         lines.append(
             f"| {level} | {create_level['per_second']} | {create_level['p50_ms']} / {create_level['p99_ms']} | {health['per_second']} | {health['p50_ms']} / {health['p99_ms']} | {ratio:.2f} |"
         )
+    limit = stack["moto_limit"]
+    lines += [
+        "",
+        f"Creates through the stack at {limit['clients']} clients ÷ moto answering the same calls directly (one `TransactWriteItems`",
+        "built by the create's own data-access code and one `SendMessage`, no gateway, no function, no IAM check; `bench/moto_limit.py`):",
+        f"{limit['stack_creates_per_second']} ÷ {limit['moto_creates_per_second']} per second = **{limit['ratio']}** (target ≥ 0.5).",
+    ]
     latency = stack["create_to_paid_ms"]
     lines += [
         "",

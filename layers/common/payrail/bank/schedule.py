@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from payrail import clock, queues
-from payrail.auth.tokens import Principal
 from payrail.clock import Deadline
 from payrail.db import bank as store
 from payrail.db import ratelimit
@@ -17,6 +16,10 @@ from payrail.errors import DependencyFailure
 from payrail.observability import logger, metrics
 from payrail.ownership import owned
 from payrail.settings import BankSyncQueueSettings, BankSyncRequestSettings
+
+if TYPE_CHECKING:
+    # A type only: the scheduled function imports this module and verifies no tokens (PyJWT).
+    from payrail.auth.tokens import Principal
 
 # A requested sync that has not started (or whose run stopped holding the lease) this long after
 # it was requested is replaced by a new one instead of being joined: its message was lost or
