@@ -1,7 +1,7 @@
 """The local stack's own limit for creates: moto answering a create's exact calls, driven directly.
 
 A payout create is one ``TransactWriteItems`` (built by :func:`payrail.db.payouts.create`, the
-code the function runs) and one ``SendMessage``. Here the same data-access code sends them
+code the function runs, with its balance reserve and ledger entry) and one ``SendMessage``. Here the same data-access code sends them
 straight to the stack's moto server from N client threads: no gateway, no function, no IAM check.
 The writes go to a scratch copy of the table (same keys and indexes) and a scratch queue, so the
 running stack's workers and reconciliation never see them. ``bench.run`` divides the stack's
@@ -46,13 +46,17 @@ def _scratch_table(dynamodb: Any, source: str) -> str:
 
 def measure(table: str, clients: int, requests: int) -> dict[str, Any]:
     # Imported here: the environment (table name, endpoint) must be set first.
-    from payrail import aws, clock, queues
+    from payrail import aws, clock, db, queues
+    from payrail.db import balances
     from payrail.db import payouts as store
 
     scratch = _scratch_table(aws.client("dynamodb"), table)
     os.environ["TABLE_NAME"] = scratch
     queue_url = aws.client("sqs").create_queue(QueueName=f"payouts-limit-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     user_id = "user-moto-limit"
+    # Funded first, as every create needs the money: the funding transaction the events worker writes.
+    funding = balances.credit_actions(user_id, "EUR", 1000 * (requests + 10), f"evt_limit_{uuid.uuid4().hex}", clock.text())
+    db.table().transact_write(funding)
     counter = iter(range(requests))
     lock = threading.Lock()
     failures = 0
