@@ -5,6 +5,7 @@
         --query "Stacks[0].Outputs[?OutputKey=='ApiUrl'].OutputValue" --output text)"
 
 Checks, in order: /health answers 200; a user signs in through the sandbox identity provider;
+the sandbox provider funds the user (its signed ``funding.received`` webhook credits the balance);
 one payout reaches ``paid`` through the sandbox provider's signed webhooks; a sandbox bank is
 linked and synced. The sandbox exists on dev stacks only: against prod, ``--health-only``.
 """
@@ -54,6 +55,11 @@ def smoke(base_url: str, health_only: bool = False, payout_timeout: float = 120.
         assert me.status_code == 200, me.text
         return str(me.json()["email"])
 
+    def funded() -> str:
+        payouts.fund(api, state["auth"], {"ZAR": 12550}, timeout=payout_timeout)
+        balance = next(item for item in payouts.balances(api, state["auth"])["items"] if item["currency"] == "ZAR")
+        return f"{balance['available_decimal']} ZAR available"
+
     def payout_paid() -> str:
         created = payouts.create(api, state["auth"], payouts.body(12550, "smoke test"))
         assert created.status_code == 201, created.text
@@ -69,7 +75,12 @@ def smoke(base_url: str, health_only: bool = False, payout_timeout: float = 120.
 
     steps = [("health", health)]
     if not health_only:
-        steps += [("sandbox sign-in", signed_in), ("payout to paid", payout_paid), ("bank link and sync", bank_synced)]
+        steps += [
+            ("sandbox sign-in", signed_in),
+            ("sandbox funding", funded),
+            ("payout to paid", payout_paid),
+            ("bank link and sync", bank_synced),
+        ]
     return all(_step(name, run) for name, run in steps)
 
 

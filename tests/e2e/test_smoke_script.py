@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 def test_the_smoke_test_passes_against_a_working_dev_stack(stack: RunningStack, capsys: pytest.CaptureFixture[str]) -> None:
     assert smoke(stack.api_url, payout_timeout=60)
     output = capsys.readouterr().out
-    for step in ("health", "sandbox sign-in", "payout to paid", "bank link and sync"):
+    for step in ("health", "sandbox sign-in", "sandbox funding", "payout to paid", "bank link and sync"):
         assert f"ok   {step}" in output
 
 

@@ -108,6 +108,8 @@ def test_routes_that_need_a_user_say_so_and_document_401(handler_of) -> None:
         "GET /payouts",
         "POST /payouts",
         "GET /payouts/{payout_id}",
+        "GET /balances",
+        "GET /balances/{currency}/ledger",
     }
     for name in protected:
         assert operations[name]["security"] == [{"bearerAuth": []}, {"sessionCookie": []}]
