@@ -5,6 +5,7 @@ address that was checked (DNS rebinding)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import socket
 import ssl
@@ -55,10 +56,8 @@ class Receiver:
                 self.send_response(status)
                 self.send_header("content-length", str(len(payload)))
                 self.end_headers()
-                try:
+                with contextlib.suppress(OSError):  # the client stopped reading, as it should
                     self.wfile.write(payload)
-                except OSError:
-                    pass  # the client stopped reading, as it should
 
             def log_message(self, *_: object) -> None:
                 pass
