@@ -279,15 +279,17 @@ class DynamoDBStreamPoller(threading.Thread):
         """Everything new on the shard, filtered, after what is already pending."""
         from botocore.exceptions import ClientError
 
+        renewed = False
         while True:
             if shard.iterator is None:
                 shard.iterator = self._iterator(shard.shard_id, shard.last_read)
+                renewed = True
             try:
                 answer = self.streams.get_records(ShardIterator=shard.iterator, Limit=1000)
             except ClientError as error:
-                if error.response["Error"]["Code"] == "AccessDeniedException":
+                if error.response["Error"]["Code"] == "AccessDeniedException" or renewed:
                     raise
-                shard.iterator = None  # expired or unknown: a new one where this shard was read to
+                shard.iterator = None  # expired or unknown: once, a new one where the shard was read to
                 continue
             shard.iterator = answer.get("NextShardIterator")
             records = answer.get("Records", [])

@@ -434,3 +434,26 @@ def test_a_running_poller_delivers_a_write_within_milliseconds_and_stops_with_it
     # is every 250 ms, so a poller that only polled would be far slower).
     assert statistics.median(delays[1:]) < 100, delays
     drain(template)
+
+
+def test_an_expired_shard_iterator_is_renewed_where_the_shard_was_read_to(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    from devstack import moto_dynamodb
+
+    poller = poller_of(stack, "StreamConsumerFunction")
+    drain(poller)
+    since = time.time_ns()
+    put(stack, "main#before-expiry")
+    drain(poller)
+    # Given iterators that expire as soon as another one is handed out (DynamoDB: after 15 minutes)
+    monkeypatch.setattr(moto_dynamodb, "ITERATOR_LIFETIME_SECONDS", 0.0)
+    streams = stack.client("dynamodbstreams")
+    shard = next(iter(poller.shards.values()))
+    expired = shard.iterator
+    streams.get_shard_iterator(StreamArn=poller.mapping.stream_arn, ShardId=shard.shard_id, ShardIteratorType="LATEST")
+    with pytest.raises(ClientError):
+        stack.client("dynamodbstreams").get_records(ShardIterator=expired)
+    # When more is written and the poller reads again with its expired iterator
+    put(stack, "main#after-expiry")
+    drain(poller)
+    # Then it took a new iterator after the last record it read: nothing lost, nothing twice
+    assert [keys(b) for b in batches(stack, "StreamConsumerFunction", since)] == [["main#before-expiry"], ["main#after-expiry"]]

@@ -44,6 +44,13 @@ class Receiver:
                 receiver.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
                 if self.path == "/slow":
                     time.sleep(1.5)
+                if self.path == "/trickle":  # an answer a byte at a time, each well within any read timeout
+                    with contextlib.suppress(OSError):
+                        for byte in b"HTTP/1.1 200 OK\r\nx-padding: " + b"a" * 60:
+                            self.wfile.write(bytes([byte]))
+                            time.sleep(0.05)
+                    self.close_connection = True
+                    return
                 if self.path == "/redirect":
                     self.send_response(302)
                     self.send_header("location", "http://169.254.169.254/latest/meta-data/")
@@ -134,6 +141,16 @@ def test_a_slow_endpoint_times_out_within_the_timeout(receiver: Receiver) -> Non
     assert attempt.status_code is None
     assert attempt.error == "timed out after 0.3 s"
     assert 250 <= attempt.duration_ms < 1400
+
+
+def test_an_endpoint_trickling_its_answer_is_cut_off_at_the_deadline(receiver: Receiver) -> None:
+    # Given an answer that would take about 4 s, each byte 50 ms after the last
+    started = time.monotonic()
+    attempt = deliver(f"http://127.0.0.1:{receiver.port}/trickle", BODY, HEADERS, timeout=0.5, allow_private=True)
+    # Then the attempt ends at the deadline of the whole request, not of each read
+    assert time.monotonic() - started < 1.5
+    assert not attempt.delivered
+    assert attempt.error == "timed out after 0.5 s"
 
 
 def test_a_huge_answer_is_not_read_to_its_end(receiver: Receiver) -> None:
