@@ -49,6 +49,7 @@ Invoke = Callable[..., Any]
 Log = Callable[[str], None]
 
 IDLE_POLL_SECONDS = 0.25  # Lambda's GetRecords rate per shard: four a second
+STOP_CHECK_SECONDS = 0.1
 RETRY_DELAY_SECONDS = (0.05, 0.1, 0.2, 0.5, 1.0)  # between attempts at a failing batch
 READ_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams")
 
@@ -279,15 +280,17 @@ class DynamoDBStreamPoller(threading.Thread):
         """Everything new on the shard, filtered, after what is already pending."""
         from botocore.exceptions import ClientError
 
+        renewed = False
         while True:
             if shard.iterator is None:
                 shard.iterator = self._iterator(shard.shard_id, shard.last_read)
+                renewed = True
             try:
                 answer = self.streams.get_records(ShardIterator=shard.iterator, Limit=1000)
             except ClientError as error:
-                if error.response["Error"]["Code"] == "AccessDeniedException":
+                if error.response["Error"]["Code"] == "AccessDeniedException" or renewed:
                     raise
-                shard.iterator = None  # expired or unknown: a new one where this shard was read to
+                shard.iterator = None  # expired or unknown: once, a new one where the shard was read to
                 continue
             shard.iterator = answer.get("NextShardIterator")
             records = answer.get("Records", [])
@@ -409,6 +412,11 @@ class DynamoDBStreamPoller(threading.Thread):
                     self.log(f"DDB STREAM poller for {self.function} failed: {error}")
                     self.stop_event.wait(1)
                 continue
-            # Nothing to deliver: wait for a write (or Lambda's polling interval, or the window).
+            # Nothing to deliver: wait for a write (or Lambda's polling interval, or the window),
+            # looking at the stop event every STOP_CHECK_SECONDS.
             pending = any(shard.pending for shard in self.shards.values())
-            wait_for_stream_records(seen, min(IDLE_POLL_SECONDS, self.mapping.window_seconds) if pending else IDLE_POLL_SECONDS)
+            deadline = time.monotonic() + (min(IDLE_POLL_SECONDS, self.mapping.window_seconds) if pending else IDLE_POLL_SECONDS)
+            while not self.stop_event.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0 or wait_for_stream_records(seen, min(left, STOP_CHECK_SECONDS)):
+                    break

@@ -110,6 +110,14 @@ def test_routes_that_need_a_user_say_so_and_document_401(handler_of) -> None:
         "GET /payouts/{payout_id}",
         "GET /balances",
         "GET /balances/{currency}/ledger",
+        "POST /webhook-endpoints",
+        "GET /webhook-endpoints",
+        "GET /webhook-endpoints/{endpoint_id}",
+        "PATCH /webhook-endpoints/{endpoint_id}",
+        "DELETE /webhook-endpoints/{endpoint_id}",
+        "POST /webhook-endpoints/{endpoint_id}/rotate-secret",
+        "GET /webhook-endpoints/{endpoint_id}/deliveries",
+        "POST /webhook-endpoints/{endpoint_id}/events/{event_id}/redeliver",
     }
     for name in protected:
         assert operations[name]["security"] == [{"bearerAuth": []}, {"sessionCookie": []}]

@@ -11,7 +11,8 @@
   only to a checked one (the connection is pinned to it, so a DNS answer that changes between the
   check and the connection, DNS rebinding, changes nothing), with the URL's own host name for the
   ``Host`` header, TLS SNI and certificate verification. It follows no redirect, gives up after
-  ``timeout`` seconds in all, reads at most a few KiB of the answer, and returns an ``Attempt``
+  ``timeout`` seconds in all (a watchdog cuts the connection at the deadline, however slowly the
+  endpoint trickles its answer), reads at most a few KiB of the answer, and returns an ``Attempt``
   whatever happens (the reason of a failure in a few words).
 
 httpx does the HTTP; what it lacks is a way to choose the address a connection goes to, so
@@ -21,6 +22,7 @@ the address checked for the host of the request, and refuses any host that was n
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import ipaddress
 import socket
@@ -229,6 +231,8 @@ class Attempt:
         object.__setattr__(self, "delivered", ok)
 
 
+# The sockets of this thread's current request (new and reused connections), for its deadline.
+_SOCKETS: contextvars.ContextVar[list[socket.socket] | None] = contextvars.ContextVar("payrail_egress_sockets", default=None)
 # The addresses this thread's current request may connect to: (host, port) -> address.
 _PINNED: contextvars.ContextVar[Mapping[tuple[str, int], str] | None] = contextvars.ContextVar("payrail_egress_pinned", default=None)
 
@@ -247,7 +251,43 @@ class _PinnedBackend(httpcore.SyncBackend):
         address = (_PINNED.get() or {}).get((host.strip("[]").lower(), port))
         if address is None:
             raise httpcore.ConnectError(f"{host}:{port} was not checked; refusing to connect")
-        return super().connect_tcp(address, port, timeout, local_address, socket_options)
+        stream = super().connect_tcp(address, port, timeout, local_address, socket_options)
+        _watch(stream)
+        return stream
+
+
+def _watch(stream: Any) -> None:
+    sockets = _SOCKETS.get()
+    connection = stream.get_extra_info("socket") if stream is not None else None
+    if sockets is not None and isinstance(connection, socket.socket):
+        sockets.append(connection)
+
+
+class _Deadline:
+    """httpx's timeouts bound each read, not the request: an endpoint trickling its answer a byte
+    at a time could hold a delivery for ever. At the deadline this shuts the request's sockets
+    down, which ends whatever read is waiting."""
+
+    def __init__(self, seconds: float) -> None:
+        self.sockets: list[socket.socket] = []
+        self.passed = False
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+
+    def _cut(self) -> None:
+        self.passed = True
+        for connection in list(self.sockets):
+            with contextlib.suppress(OSError):  # already closed
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> _Deadline:
+        self._token = _SOCKETS.set(self.sockets)
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._timer.cancel()
+        _SOCKETS.reset(self._token)
 
 
 class PinnedTransport(httpx.HTTPTransport):
@@ -345,36 +385,32 @@ def deliver(
     except (httpx.InvalidURL, UnicodeError) as error:
         return Attempt(None, elapsed_ms(), error=f"the URL is not valid ({error})")
     token = _PINNED.set({(pinned_host, target.port): address})
-    deadline = started + timeout
+    remaining = max(0.001, timeout - (time.monotonic() - started))
     status: int | None = None
     excerpt = b""
+    deadline = _Deadline(remaining)
     try:
-        http = client or pooled_client()
-        request = http.build_request(
-            "POST",
-            url,
-            content=body,
-            headers=dict(headers),
-            timeout=httpx.Timeout(timeout),
-        )
-        response = http.send(request, stream=True, follow_redirects=False)
-        try:
-            status = response.status_code
-            # The whole deadline: each read waits at most the configured timeout, and reading
-            # stops once the deadline has passed or enough is read.
-            for chunk in response.iter_raw():
-                excerpt += chunk
-                if len(excerpt) >= MAX_BODY_BYTES or time.monotonic() > deadline:
-                    break
-        finally:
-            response.close()
+        with deadline:
+            http = client or pooled_client()
+            request = http.build_request("POST", url, content=body, headers=dict(headers), timeout=httpx.Timeout(remaining))
+            response = http.send(request, stream=True, follow_redirects=False)
+            try:
+                _watch(response.extensions.get("network_stream"))  # a reused connection's socket
+                status = response.status_code
+                for chunk in response.iter_raw():
+                    excerpt += chunk
+                    if len(excerpt) >= MAX_BODY_BYTES:
+                        break
+            finally:
+                response.close()
     except Exception as error:  # every failure is an attempt with its reason, never an exception
         text = excerpt[:EXCERPT_BYTES].decode("utf-8", "replace")
-        return Attempt(status, elapsed_ms(), text, _failure(error, timeout))
+        reason = f"timed out after {timeout:g} s" if deadline.passed else _failure(error, timeout)
+        return Attempt(status, elapsed_ms(), text, reason)
     finally:
         _PINNED.reset(token)
     text = excerpt[:EXCERPT_BYTES].decode("utf-8", "replace")
-    if time.monotonic() > deadline:
+    if deadline.passed:
         return Attempt(status, elapsed_ms(), text, f"timed out after {timeout:g} s")
     if 300 <= status < 400:
         location = response.headers.get("location", "")
