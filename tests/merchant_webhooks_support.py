@@ -12,7 +12,7 @@ from typing import Any
 
 from payrail.db import serialize
 
-from tests.payouts_support import VALID_BODY, call, http_event, mint_token
+from tests.payouts_support import VALID_BODY, call, funded_token, http_event
 from tests.support import Resources
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -72,7 +72,8 @@ def with_changes(image: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
 
 
 def token_for(resources: Resources, user_id: str) -> str:
-    return mint_token(resources, user_id)
+    """An access token for ``user_id``, funded first: every payout reserves its amount."""
+    return funded_token(resources, user_id)
 
 
 def delivery_messages(resources: Resources) -> list[dict[str, Any]]:
@@ -171,7 +172,7 @@ class Pipeline:
 
     def token(self, user_id: str) -> str:
         if user_id not in self.tokens:
-            self.tokens[user_id] = mint_token(self.resources, user_id)
+            self.tokens[user_id] = funded_token(self.resources, user_id)
         return self.tokens[user_id]
 
     def api(self, user_id: str, method: str, path: str, body: Any = None, query: dict[str, str] | None = None) -> tuple[int, Any]:

@@ -18,7 +18,7 @@ import pytest
 from payrail.webhooks.signatures import verify_standard
 
 from scenarios.payouts import body as payout_body
-from scenarios.payouts import create
+from scenarios.payouts import create, fund
 from tests.e2e.conftest import RunningStack
 from tests.e2e.test_payouts_e2e import access_token
 from tests.support import wait_for
@@ -44,8 +44,11 @@ def client(hooks_stack: RunningStack) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def user(hooks_stack: RunningStack) -> dict[str, str]:
-    return {"authorization": f"Bearer {access_token(hooks_stack, f'hooks-{uuid.uuid4().hex[:8]}')}"}
+def user(hooks_stack: RunningStack, client: httpx.Client) -> dict[str, str]:
+    """A signed-in user, funded through the sandbox provider before any payout."""
+    auth = {"authorization": f"Bearer {access_token(hooks_stack, f'hooks-{uuid.uuid4().hex[:8]}')}"}
+    fund(client, auth)
+    return auth
 
 
 @pytest.fixture
