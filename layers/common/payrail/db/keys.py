@@ -185,6 +185,8 @@ def funding_reference(reference: str) -> Key:
 
 def ledger_audit_state() -> Key:
     return {"pk": "LEDGERAUDIT", "sk": "STATE"}
+
+
 # -------------------------------------------------------------------- merchant webhooks
 def webhook_endpoint(endpoint_id: str) -> Key:
     return {"pk": f"WHEP#{endpoint_id}", "sk": "ENDPOINT"}
