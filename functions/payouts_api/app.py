@@ -71,6 +71,9 @@ def get_caller_balances() -> Response[Balances]:
 @app.get(
     "/balances/<currency>/ledger",
     summary="The caller's ledger in one currency, newest first",
+    # A path segment the router cannot read as a parameter (a character no route allows) matches
+    # no route at all: 404, as for any unknown path.
+    responses={200: {"description": "The ledger entries"}, **problems({404: "No route for this path"})},
     tags=["Balances"],
     security=SIGNED_IN,
 )
