@@ -7,6 +7,8 @@ a ``resolve_ref`` / ``resolve_getatt`` pair that the stack provides (local physi
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 import shlex
 import tomllib
@@ -33,7 +35,12 @@ NO_VALUE = _NoValue()
 
 
 # -------------------------------------------------------------------- YAML with CloudFormation tags
-class _CfnLoader(yaml.SafeLoader):
+# libyaml's parser where PyYAML was built with it (its wheels are): the pure-Python one takes about
+# half a second for template.yaml, which every test's fresh resources and every start read.
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _CfnLoader(_SafeLoader):
     """PyYAML's safe loader plus CloudFormation's short-form tags (``!Ref``, ``!Sub``...), which it
     turns into their long form. A few lines of our own instead of importing the SAM CLI, which
     takes seconds to import, for a function the runtime needs on every start."""
@@ -59,6 +66,16 @@ _CfnLoader.add_multi_constructor("!", _construct_tag)
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
+    """``path``'s document, parsed once per version of the file; each caller gets its own copy."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError as error:
+        raise TemplateError(f"{path} does not exist") from error
+    return copy.deepcopy(_parsed(path.resolve(), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed(path: Path, _mtime_ns: int, _size: int) -> dict[str, Any]:
     try:
         document = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
     except FileNotFoundError as error:
