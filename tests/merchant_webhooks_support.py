@@ -14,6 +14,7 @@ from payrail.db import serialize
 
 from tests.payouts_support import VALID_BODY, call, funded_token, http_event
 from tests.support import Resources
+from tests.webhooks_support import drain
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -78,17 +79,7 @@ def token_for(resources: Resources, user_id: str) -> str:
 
 def delivery_messages(resources: Resources) -> list[dict[str, Any]]:
     """Every message now visible on the delivery queue, taken off it (as SQS event records)."""
-    sqs = resources.client("sqs")
-    url = resources.ref("WebhookDeliveriesQueue")
-    found: list[dict[str, Any]] = []
-    while True:
-        answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"])
-        messages = answer.get("Messages", [])
-        if not messages:
-            return found
-        for message in messages:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        found.extend(messages)
+    return drain(resources, "WebhookDeliveriesQueue")
 
 
 def as_sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:

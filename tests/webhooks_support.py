@@ -130,7 +130,9 @@ def drain(resources: Resources, logical_id: str) -> list[dict[str, Any]]:
     url = resources.ref(logical_id)
     found: list[dict[str, Any]] = []
     while True:
-        answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=0)
+        answer = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"], WaitTimeSeconds=0
+        )
         messages = answer.get("Messages", [])
         if not messages:
             return found
