@@ -161,22 +161,30 @@ def _store_event(provider_payout: dict[str, Any], event_type: str, failure_reaso
             "failure_reason": failure_reason,
         },
     }
+    _put_event(
+        document,
+        gsi1pk=_events_index(str(provider_payout["id"])),
+        gsi1sk=f"{created_at}#{event_id}",
+        provider_payout_id=provider_payout["id"],
+        **({"due_at": clock.text(clock.now() + timedelta(seconds=due_in))} if due_in is not None else {}),
+    )
+    return event_id
+
+
+def _put_event(document: dict[str, Any], **extra: Any) -> None:
+    """Record a new event, ``scheduled`` and not yet attempted, with ``extra`` attributes."""
     table().put(
         {
-            **_event_key(event_id),
-            "gsi1pk": _events_index(str(provider_payout["id"])),
-            "gsi1sk": f"{created_at}#{event_id}",
-            "id": event_id,
-            "type": event_type,
-            "provider_payout_id": provider_payout["id"],
+            **_event_key(document["id"]),
+            "id": document["id"],
+            "type": document["type"],
             "body": json.dumps(document, separators=(",", ":")),
             "state": "scheduled",
             "attempts": 0,
-            **({"due_at": clock.text(clock.now() + timedelta(seconds=due_in))} if due_in is not None else {}),
+            **extra,
         },
         condition="attribute_not_exists(pk)",
     )
-    return event_id
 
 
 def _enqueue(config: SandboxWebhookSettings, event_id: str, delay: int, advance: bool) -> None:
@@ -225,17 +233,7 @@ def schedule_funding(defaults: SandboxWebhookSettings, request: FundingRequest) 
         "created_at": clock.text(),
         "data": {**request.model_dump(mode="json"), "provider_reference": provider_reference},
     }
-    table().put(
-        {
-            **_event_key(event_id),
-            "id": event_id,
-            "type": document["type"],
-            "body": json.dumps(document, separators=(",", ":")),
-            "state": "scheduled",
-            "attempts": 0,
-        },
-        condition="attribute_not_exists(pk)",
-    )
+    _put_event(document)
     _enqueue(defaults, event_id, current_config(defaults).delay_seconds, advance=False)
     logger.info("sandbox funding scheduled", extra={"event_id": event_id, "currency": request.currency})
     return ScheduledFunding(
