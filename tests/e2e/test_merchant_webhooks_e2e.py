@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from payrail.webhooks.signatures import verify_standard
+from standardwebhooks import Webhook
 
 from scenarios.payouts import body as payout_body
 from scenarios.payouts import create, fund
@@ -78,7 +78,7 @@ def test_a_receiver_gets_payout_created_to_paid_in_version_order_signed(client: 
     assert {e["data"]["object"]["id"] for e in events} == {payout["id"]}
     assert [e["data"]["object"]["version"] for e in events] == [1, 2, 3, 4]
     for post in receiver.posts():
-        assert verify_standard(post["headers"], post["body"], [endpoint["secret"]], now=time.time())
+        assert Webhook(endpoint["secret"]).verify(post["body"], post["headers"])["id"] == post["headers"]["webhook-id"]
     shown = client.get(f"/payouts/{payout['id']}", headers=user).json()
     assert events[-1]["data"]["object"] == {**shown, "version": 4}
     time.sleep(2)

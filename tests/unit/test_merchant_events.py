@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import random
+import time
 import tomllib
 from typing import Any
 
@@ -15,6 +16,7 @@ from payrail.db import keys, serialize
 from payrail.webhooks.merchant_events import EVENT_TYPES, events_of
 from payrail.webhooks.sending import USER_AGENT, VERSION, new_secret, next_wait, signed_headers
 from payrail.webhooks.signatures import SignatureRejected, secret_bytes, verify_standard
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.merchant_webhooks_support import stream_record
 from tests.support import ROOT
@@ -122,6 +124,15 @@ def test_signatures_follow_standard_webhooks_and_either_secret_verifies_during_a
         verify_standard(headers, body, [new_secret()], now=1_700_000_000)
     with pytest.raises(SignatureRejected):
         verify_standard(headers, body + b" ", [new], now=1_700_000_000)
+    # The official library (which checks the timestamp against its own clock) verifies with either
+    # secret alone and refuses any other secret or body.
+    current = signed_headers("evt_1", int(time.time()), body, [new, old])
+    for secret in (new, old):
+        assert Webhook(secret).verify(body, current) == {"id": "evt_1"}
+    with pytest.raises(WebhookVerificationError):
+        Webhook(new_secret()).verify(body, current)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(new).verify(body + b" ", current)
 
 
 def test_the_user_agent_names_the_products_version() -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import time
+from datetime import UTC, datetime
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from payrail.webhooks.sending import signed_headers
 from payrail.webhooks.signatures import (
     TOLERANCE_SECONDS,
     SignatureRejected,
@@ -15,12 +20,15 @@ from payrail.webhooks.signatures import (
     verify_jwt,
     verify_standard,
 )
+from standardwebhooks import Webhook, WebhookVerificationError
 
 NOW = 1_795_363_200
 bodies = st.binary(max_size=2048)
 ids = st.from_regex(r"[A-Za-z0-9_:.-]{1,64}", fullmatch=True)
 secrets = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=32, max_size=64)
 skews = st.integers(min_value=-TOLERANCE_SECONDS, max_value=TOLERANCE_SECONDS)
+# Secrets in the specification's own form, as endpoints are given them: "whsec_" + base64 of the key.
+whsecs = st.binary(min_size=1, max_size=64).map(lambda key: "whsec_" + base64.b64encode(key).decode())
 
 
 @given(body=bodies, webhook_id=ids, secret=secrets, skew=skews)
@@ -78,6 +86,23 @@ def test_only_v1_entries_are_ever_considered(body: bytes, webhook_id: str, secre
     else:
         with pytest.raises(SignatureRejected):
             verify_standard(headers, body, [secret], NOW)
+
+
+@given(body=bodies, webhook_id=ids, secret=whsecs, others=st.lists(whsecs, max_size=2))
+def test_what_we_sign_the_official_library_verifies(body: bytes, webhook_id: str, secret: str, others: list[str]) -> None:
+    # Every secret of a rotation signs; the reference receiver checks the timestamp against its own clock, so this signs at now.
+    headers = signed_headers(webhook_id, int(time.time()), body, [*others, secret])
+    Webhook(secret).verify(body, headers, json_parse=False)
+    stranger = "whsec_" + base64.b64encode(secret_bytes(secret) + b"x").decode()
+    with pytest.raises(WebhookVerificationError):
+        Webhook(stranger).verify(body, headers, json_parse=False)
+
+
+@given(body=bodies, webhook_id=ids, secret=whsecs, skew=skews)
+def test_what_the_official_library_signs_we_verify(body: bytes, webhook_id: str, secret: str, skew: int) -> None:
+    signature = Webhook(secret).sign(webhook_id, datetime.fromtimestamp(NOW + skew, tz=UTC), body)
+    headers = {"webhook-id": webhook_id, "webhook-timestamp": str(NOW + skew), "webhook-signature": signature}
+    assert verify_standard(headers, body, [secret], NOW) == webhook_id
 
 
 def test_whsec_secrets_are_base64_decoded_as_standard_webhooks_specifies() -> None:
