@@ -201,6 +201,51 @@ def test_during_a_rotation_both_secrets_sign_and_either_verifies(pipeline: Pipel
         Webhook("whsec_" + "A" * 44).verify(post["body"], post["headers"])
 
 
+def test_a_warm_worker_decrypts_each_secret_once_and_a_rotation_is_never_served_from_its_cache(
+    pipeline: Pipeline, receiver: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decrypted: list[str] = []
+    real_decrypt = kms.decrypt
+
+    def counting_decrypt(ciphertext: str, context: Any) -> bytes:
+        decrypted.append(ciphertext)
+        return real_decrypt(ciphertext, context)
+
+    monkeypatch.setattr(kms, "decrypt", counting_decrypt)
+    endpoint = pipeline.register("user-1", receiver.url + "/hooks")
+    # Three events to one endpoint: one KMS call, each delivery signed with the secret
+    for _ in range(3):
+        pipeline.payout()
+    pipeline.stream()
+    pipeline.deliver()
+    assert len(receiver.posts()) == 3
+    assert len(decrypted) == 1
+    for post in receiver.posts():
+        assert Webhook(endpoint["secret"]).verify(post["body"], post["headers"])["id"] == post["headers"]["webhook-id"]
+    # After a rotation the new ciphertext is decrypted (the old one, now previous, is still cached)
+    # and the next delivery carries both signatures
+    status, rotated = pipeline.api("user-1", "POST", f"/webhook-endpoints/{endpoint['id']}/rotate-secret")
+    assert status == 200
+    pipeline.payout()
+    pipeline.stream()
+    pipeline.deliver()
+    assert len(decrypted) == 2
+    assert decrypted[1] != decrypted[0]
+    latest = receiver.posts()[-1]
+    assert len(latest["headers"]["webhook-signature"].split(" ")) == 2
+    Webhook(rotated["secret"]).verify(latest["body"], latest["headers"])
+    # Once the cached plaintext is older than its bound, KMS is asked again
+    from payrail.webhooks import delivery
+
+    for key, (_until, plaintext) in list(delivery._secrets.items()):
+        delivery._secrets[key] = (time.time() - 1, plaintext)
+    pipeline.payout()
+    pipeline.stream()
+    pipeline.deliver()
+    assert len(decrypted) == 4  # current and previous, both decrypted afresh
+    assert len(receiver.posts()) == 5
+
+
 def test_an_endpoint_failing_every_attempt_long_enough_is_disabled_after_failing_and_patch_re_enables_it(
     pipeline: Pipeline, receiver: Recorder
 ) -> None:

@@ -35,6 +35,26 @@ from payrail.webhooks.delivery_messages import DeliveryMessage, send
 from payrail.webhooks.sending import next_wait, signed_headers
 
 EXCERPT_BYTES = 200
+SECRET_CACHE_SECONDS = 300
+SECRET_CACHE_ENTRIES = 512
+
+# Decrypted secrets of this warm worker, by (endpoint, ciphertext): a burst of events to one endpoint
+# costs one KMS call per secret, not one per attempt. The ciphertext is read from the table on every
+# attempt and a rotation writes a new one, so a rotated secret is never served from here; the age
+# bound means a revoked KMS grant stops deliveries within minutes. (Powertools' parameter cache keys
+# by name, so it would keep serving the old secret across a rotation; functools' caches have no age.)
+_secrets: dict[tuple[str, str], tuple[float, str]] = {}
+
+
+def _decrypted(endpoint_id: str, ciphertext: str, now: float) -> str:
+    cached = _secrets.get((endpoint_id, ciphertext))
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    plaintext = kms.decrypt(ciphertext, {"endpoint_id": endpoint_id}).decode()
+    while len(_secrets) >= SECRET_CACHE_ENTRIES:
+        del _secrets[next(iter(_secrets))]  # the oldest entry: dicts keep insertion order
+    _secrets[(endpoint_id, ciphertext)] = (now + SECRET_CACHE_SECONDS, plaintext)
+    return plaintext
 
 
 def signing_secrets(endpoint_id: str, now: float) -> list[str]:
@@ -42,10 +62,9 @@ def signing_secrets(endpoint_id: str, now: float) -> list[str]:
     stored = store.get_secrets(endpoint_id)
     if stored is None:
         return []
-    context = {"endpoint_id": endpoint_id}
-    found = [kms.decrypt(stored.current, context).decode()]
+    found = [_decrypted(endpoint_id, stored.current, now)]
     if stored.previous and stored.previous_until and stored.previous_until > now:
-        found.append(kms.decrypt(stored.previous, context).decode())
+        found.append(_decrypted(endpoint_id, stored.previous, now))
     return found
 
 
