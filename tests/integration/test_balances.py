@@ -286,6 +286,33 @@ def test_balances_need_a_signed_in_user(resources: Resources, api: InProcess) ->
     assert ledger_of(api, {}, "ZAR")[0] == 401
 
 
+def test_get_balances_records_the_funding_reference_until_the_user_has_a_balance_then_only_reads(
+    resources: Resources, api: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorded: list[str] = []
+    register = ledger.register_funding_reference
+
+    def counting_register(user_id: str) -> str:
+        recorded.append(user_id)
+        return register(user_id)
+
+    monkeypatch.setattr(ledger, "register_funding_reference", counting_register)
+    auth = bearer(resources, "user-fresh")
+    # Unfunded: each answer records the reference (a conditional put, so once in the table)
+    reference = balances(api, auth)["funding_reference"]
+    assert recorded == ["user-fresh"]
+    with function_environment_of(resources, "PayoutsApiFunction"):
+        assert ledger.user_of_funding_reference(reference) == "user-fresh"
+    # Funded (which needed that record): the same reference, and nothing written any more
+    fund(resources, "user-fresh", HUNDRED_RAND)
+    recorded.clear()
+    for _ in range(3):
+        shown = balances(api, auth)
+        assert shown["funding_reference"] == reference
+        assert shown["items"][0]["available"] == HUNDRED_RAND
+    assert recorded == []
+
+
 def test_a_funding_delivered_again_after_its_event_record_expired_still_credits_once(
     resources: Resources, api: InProcess, worker: InProcess
 ) -> None:

@@ -59,10 +59,13 @@ class LedgerPage(BaseModel):
 
 
 def get_balances(user_id: str) -> Balances:
-    reference = store.register_funding_reference(user_id)
+    balances = store.balances_of(user_id)
+    # A balance exists only once a funding event was credited, and crediting needs the recorded
+    # reference; so only a user with no balance yet needs it recorded (the console polls this).
+    reference = store.funding_reference(user_id) if balances else store.register_funding_reference(user_id)
     items = [
         BalanceView(currency=b.currency, available=b.available, reserved=b.reserved, updated_at=b.updated_at)
-        for b in sorted(store.balances_of(user_id), key=lambda b: b.currency)
+        for b in sorted(balances, key=lambda b: b.currency)
     ]
     return Balances(funding_reference=reference, items=items)
 
