@@ -201,7 +201,7 @@ def test_a_permanent_rejection_fails_the_payout_and_clears_its_outbox_marker(wor
 
 
 def test_only_the_failed_record_of_a_batch_is_retried_after_a_backoff(world: World) -> None:
-    # Given two payouts on the queue, and a provider that rate-limits only the first request
+    # Given two payouts on the queue, and a provider that fails only the first request
     good, bad = world.create("good"), world.create("bad")
     sqs = world.resources.client("sqs")
     queue = world.resources.ref("PayoutsQueue")
@@ -209,13 +209,13 @@ def test_only_the_failed_record_of_a_batch_is_retried_after_a_backoff(world: Wor
         "Messages"
     ]
     by_id = {json.loads(m["Body"])["payout_id"]: m for m in messages}
-    world.faults(rate_limit_rate=1.0)
+    world.faults(error_rate=1.0)
     event = sqs_event([bad["id"]], receipts=[by_id[bad["id"]]["ReceiptHandle"]])
-    # When the bad one is processed while the provider rate-limits, then the good one after it recovers
+    # When the bad one is processed while the provider fails, then the good one after it recovers
     failed = world.worker(event, LambdaContext())
     world.faults()
     ok = world.worker(sqs_event([good["id"]]), LambdaContext())
-    # Then only the bad record failed, and its message is hidden for the backoff (at least Retry-After: 1 s), then back
+    # Then only the bad record failed, and its message is hidden for the backoff (at least 1 s), then back
     assert [f["itemIdentifier"] for f in failed["batchItemFailures"]] == [event["Records"][0]["messageId"]]
     assert ok["batchItemFailures"] == []
     sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=by_id[good["id"]]["ReceiptHandle"], VisibilityTimeout=0)
@@ -291,9 +291,12 @@ def test_the_breaker_opens_once_most_calls_fail_then_probes_once_and_closes(worl
     assert breaker.state().state == "open"
     # When more deliveries come while it is open
     for _ in range(3):
-        assert world.worker(sqs_event([payout["id"]]), LambdaContext())["batchItemFailures"]
-    # Then the provider is not called
+        assert world.worker(sqs_event([payout["id"]]), LambdaContext())["batchItemFailures"] == []
+    # Then the provider is not called, and each is postponed: sent again as a new message (so the
+    # wait spends none of the queue's receives towards the DLQ) rather than failed
     assert len(world.calls) == 5
+    queued = queued_bodies(world, wait_seconds=5, count=4)  # and the message POST /payouts sent
+    assert [body for body in queued if "postponed" in body] == [{"payout_id": payout["id"], "postponed": 1}] * 3
     # When the cool-down has passed and the provider has recovered
     time.sleep(1.1)
     world.faults()
@@ -303,6 +306,61 @@ def test_the_breaker_opens_once_most_calls_fail_then_probes_once_and_closes(worl
     assert len(world.calls) == 6
     assert breaker.state().state == "closed"
     assert world.payout(payout["id"])["status"] == "submitted"
+
+
+def queued_bodies(world: World, wait_seconds: float, count: int) -> list[dict[str, Any]]:
+    """Receive and delete up to ``count`` messages from the payouts queue within ``wait_seconds``."""
+    sqs, queue = world.resources.client("sqs"), world.resources.ref("PayoutsQueue")
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + wait_seconds
+    while len(found) < count and time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+            found.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    return found
+
+
+def test_a_rate_limiting_provider_postpones_payouts_without_dead_lettering_them(world: World) -> None:
+    # Given the payouts queue's redrive lowered to 2 receives, and a provider answering 429 to everything
+    sqs = world.resources.client("sqs")
+    queue, dlq = world.resources.ref("PayoutsQueue"), world.resources.ref("PayoutsDLQ")
+    policy = json.loads(sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"])
+    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"RedrivePolicy": json.dumps({**policy, "maxReceiveCount": 2})})
+    world.faults(rate_limit_rate=1.0)
+    payout = world.create("patient")
+    # When the worker meets the 429 five times, more than the redrive allows receives
+    poller = world.poller()
+    deadline = time.monotonic() + 40
+    while len(world.calls) < 5 and time.monotonic() < deadline:
+        poller.poll_once()
+    assert len(world.calls) >= 5
+    # Then nothing was dead-lettered: each wait was a new message, its count carried in the body
+    assert not sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=0).get("Messages")
+    # And once the provider recovers, the payout is submitted once
+    world.faults()
+    drain(world, [payout["id"]], deadline_seconds=30)
+    assert world.payout(payout["id"])["status"] == "submitted"
+    assert len(world.provider_payouts()) == 1
+    assert not sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=0).get("Messages")
+
+
+def test_postponements_are_bounded_then_the_wait_counts_towards_the_dlq(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from payrail.payouts import submission
+
+    monkeypatch.setattr(submission, "MAX_POSTPONEMENTS", 2)
+    world.faults(rate_limit_rate=1.0)
+    payout = world.create("bounded")
+
+    def postponed(times: int) -> dict[str, Any]:
+        event = sqs_event([payout["id"]])
+        event["Records"][0]["body"] = json.dumps({"payout_id": payout["id"], "postponed": times})
+        return event
+
+    # A message postponed fewer times than the bound is sent again with its count one higher
+    assert world.worker(postponed(1), LambdaContext())["batchItemFailures"] == []
+    assert {"payout_id": payout["id"], "postponed": 2} in queued_bodies(world, wait_seconds=5, count=2)
+    # One postponed as often as the bound allows fails its record instead (a receive spent)
+    assert len(world.worker(postponed(2), LambdaContext())["batchItemFailures"]) == 1
 
 
 def test_after_the_cool_down_exactly_one_of_many_workers_gets_the_probe(world: World) -> None:

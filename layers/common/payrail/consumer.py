@@ -9,6 +9,9 @@ invocation has left), and turns the outcome into SQS terms:
 * :class:`~payrail.errors.RetryLater` ``(seconds)``: the record fails and its message becomes
   visible again after ``seconds`` (a visibility change), instead of after the queue's whole
   visibility timeout;
+* :class:`~payrail.errors.Postpone` ``(seconds, body)``: the work waits on something other than
+  itself: ``body`` is sent again delayed by ``seconds`` and the record succeeds, so the wait spends
+  none of the message's receives towards the dead-letter queue;
 * any other error: the record fails and SQS delivers it again after the visibility timeout; after
   the queue's ``maxReceiveCount`` it goes to the dead-letter queue. A body that does not match the
   model fails the same way (a poison message ends in the DLQ, where it alarms).
@@ -30,7 +33,7 @@ from pydantic import BaseModel, create_model
 
 from payrail import queues
 from payrail.clock import Deadline
-from payrail.errors import PayrailError, RetryLater
+from payrail.errors import PayrailError, Postpone, RetryLater
 from payrail.observability import (
     CORRELATION_ATTRIBUTE,
     logger,
@@ -94,6 +97,13 @@ class SqsConsumer[M: BaseModel]:
         )
         try:
             return self.handle(record.body, delivery)  # type: ignore[arg-type]
+        except Postpone as postponed:
+            if queue_url is None:
+                raise
+            # The new message first: if the send fails the record fails and comes back as usual.
+            queues.send(queue_url, postponed.body, delay_seconds=postponed.seconds)
+            logger.info("record postponed", extra={"reason": postponed.detail, "retry_in_seconds": postponed.seconds})
+            return "postponed"
         except RetryLater as later:
             if queue_url:
                 queues.change_visibility(queue_url, record.receiptHandle, later.seconds)

@@ -95,3 +95,16 @@ class RetryLater(PayrailError):
         super().__init__(detail)
         self.seconds = max(0, min(43_200, int(seconds)))
         self.quiet = quiet
+
+
+class Postpone(RetryLater):
+    """The work is held back by something outside its message (an open breaker, a dependency asking
+    to slow down), not failing: a queue consumer sends ``body`` as a new message delayed by
+    ``seconds`` (SQS allows at most 900) and deletes this one. A visibility change would spend one
+    of the queue's receives, and enough waiting would dead-letter a message that never failed."""
+
+    MAX_DELAY_SECONDS = 900
+
+    def __init__(self, detail: str, seconds: float, body: dict[str, Any]) -> None:
+        super().__init__(detail, min(seconds, self.MAX_DELAY_SECONDS), quiet=True)
+        self.body = body

@@ -8,7 +8,10 @@ conditional update (forward only), never a read followed by a write.
 Retries: a transient failure raises :class:`~payrail.errors.RetryLater` with an exponential
 backoff with full jitter over the delivery's attempt number (the provider's Retry-After is a
 floor); the queue consumer makes the message visible again then, and after the queue's
-maxReceiveCount it goes to the dead-letter queue. Only the provider's documented business
+maxReceiveCount it goes to the dead-letter queue. Waiting for an open breaker or for the
+provider's 429s is not this payout failing (:class:`~payrail.errors.Postpone`): it is sent again
+as a new message with the wait, so a degraded provider never dead-letters a payout (up to
+``MAX_POSTPONEMENTS``). Only the provider's documented business
 rejection marks the payout ``failed`` (with the project's stable code, never the provider's
 text); an authentication, configuration or unknown refusal is retried like a 5xx, counts against
 the breaker, and raises ``ProviderCallsRefused``, which an alarm watches.
@@ -31,7 +34,7 @@ from payrail.clock import Deadline
 from payrail.db import payouts as store
 from payrail.db.circuit import CircuitBreaker, CircuitOpen
 from payrail.domain.payout_status import PayoutStatus
-from payrail.errors import RetryLater
+from payrail.errors import Postpone, RetryLater
 from payrail.observability import logger, metrics
 from payrail.payouts.provider import PaymentProvider, ProviderRejected, ProviderTransientError
 from payrail.settings import PayoutWorkerSettings
@@ -44,10 +47,17 @@ TABLE_SECONDS_PER_RECORD = 2.0
 END_OF_INVOCATION_SECONDS = 3.0
 
 
+# A payout held back by an open breaker or by the provider's 429s is postponed (sent again as a new
+# message) rather than retried on its receive count, at most this many times; after that the waits
+# count as failures again, so a provider that never recovers still ends in the DLQ and its alarm.
+MAX_POSTPONEMENTS = 100
+
+
 class PayoutMessage(BaseModel):
     """The body of a payouts-queue message."""
 
     payout_id: str = Field(min_length=1, max_length=64)
+    postponed: int = Field(default=0, ge=0, description="how many times the payout was held back and sent again")
 
 
 def _provider_error(kind: str) -> None:
@@ -77,7 +87,15 @@ class Submitter:
         seconds = retry.backoff_seconds(attempt - 1, self.settings.backoff_base_seconds, self.settings.backoff_cap_seconds, floor)
         return RetryLater(f"payout submission failed: {error.detail}", seconds)
 
-    def submit(self, payout_id: str, deadline: Deadline, attempt: int = 1) -> str:
+    def _held_back(self, later: RetryLater, payout_id: str, postponed: int) -> RetryLater:
+        """Waiting for the breaker or the provider's rate limit is no failure of this payout's: a new
+        message, delayed (at most the backoff cap, so reconciliation still sees it in flight)."""
+        if postponed >= MAX_POSTPONEMENTS:
+            return later
+        body = PayoutMessage(payout_id=payout_id, postponed=postponed + 1).model_dump()
+        return Postpone(later.detail, min(later.seconds, self.settings.backoff_cap_seconds), body)
+
+    def submit(self, payout_id: str, deadline: Deadline, attempt: int = 1, postponed: int = 0) -> str:
         """Submit ``payout_id`` if ``deadline`` leaves the time to; what happened, for the log."""
         logger.append_keys(payout_id=payout_id)
         if deadline.remaining() < self.seconds_needed:
@@ -97,7 +115,8 @@ class Submitter:
             _provider_error("circuit_open")
             # Every message held by an open breaker would come back at the probe's moment and fail
             # again together, each spending a receive towards the DLQ: spread them over a cool-down.
-            raise self._later(error, attempt, error.retry_after + random.randint(0, int(self.settings.breaker_cooldown_seconds))) from error
+            later = self._later(error, attempt, error.retry_after + random.randint(0, int(self.settings.breaker_cooldown_seconds)))
+            raise self._held_back(later, payout_id, postponed) from error
         try:
             accepted = self.provider.submit(payout)
         except ProviderTransientError as error:
@@ -108,8 +127,9 @@ class Submitter:
                 metrics.add_metric(name="ProviderCallsRefused", unit=MetricUnit.Count, value=1)
             if error.kind == "rate_limited":
                 self.breaker.record_success(permit)  # a 429 proves the provider is up; it is not a health failure
-            else:
-                self.breaker.record_failure(permit)
+                # Backing off further the longer it lasts, counted over the postponements too.
+                raise self._held_back(self._later(error, attempt + postponed, error.retry_after), payout_id, postponed) from error
+            self.breaker.record_failure(permit)
             raise self._later(error, attempt, error.retry_after) from error
         except ProviderRejected as rejected:
             self.breaker.record_success(permit)
