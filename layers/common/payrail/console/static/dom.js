@@ -17,6 +17,18 @@ export function h(tag, attributes = {}, ...children) {
 
 export const $ = (selector, root = document) => root.querySelector(selector);
 
+/** Each field's message in its form's ``[data-error-for]`` element, the field marked invalid; the
+ * first field with an error gets the focus. */
+export function showErrors(form, errors) {
+  for (const element of form.querySelectorAll("[data-error-for]")) {
+    const name = element.dataset.errorFor;
+    element.textContent = errors[name] || "";
+    form.elements[name].setAttribute("aria-invalid", errors[name] ? "true" : "false");
+  }
+  const first = Object.keys(errors).find((name) => form.elements[name]);
+  if (first) form.elements[first].focus();
+}
+
 /** Say something to screen-reader users through the page's polite live region. */
 export function announce(message) {
   const region = $("#announcer");

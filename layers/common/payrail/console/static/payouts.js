@@ -1,7 +1,7 @@
 // The payout form and the payout list.
 import { api, ApiError, Unreachable } from "./api.js";
 import { insufficientFunds } from "./balances.js";
-import { $, announce, h, when } from "./dom.js";
+import { $, announce, h, showErrors, when } from "./dom.js";
 import { CURRENCIES, formatMoney, parseAmount } from "./money.js";
 import { Poller } from "./poll.js";
 
@@ -52,16 +52,6 @@ export function readForm(form) {
       reference: value("reference"),
     },
   };
-}
-
-function showErrors(form, errors) {
-  for (const element of form.querySelectorAll("[data-error-for]")) {
-    const name = element.dataset.errorFor;
-    element.textContent = errors[name] || "";
-    form.elements[name].setAttribute("aria-invalid", errors[name] ? "true" : "false");
-  }
-  const first = Object.keys(errors).find((name) => form.elements[name]);
-  if (first) form.elements[first].focus();
 }
 
 function badge(status) {
