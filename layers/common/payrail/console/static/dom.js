@@ -37,6 +37,29 @@ export function announce(message) {
   setTimeout(() => { region.textContent = message; }, 50);
 }
 
+/** Run ``work`` as a form's one submission: the form is marked busy and its submit button disabled
+ * until it settles, and a submission while one is running does nothing (a double click sends one
+ * request). Checks the form's fields first with ``read`` (body or errors, shown next to the fields);
+ * ``work(body)`` runs only when they pass. ``status`` says what happened. */
+export async function submitOnce(form, status, read, work) {
+  if (form.getAttribute("aria-busy") === "true") return;
+  const { body, errors } = read(form);
+  showErrors(form, errors || {});
+  if (errors) {
+    status.textContent = "Check the highlighted fields.";
+    return;
+  }
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  form.setAttribute("aria-busy", "true");
+  try {
+    await work(body);
+  } finally {
+    button.disabled = false;
+    form.removeAttribute("aria-busy");
+  }
+}
+
 export function when(iso) {
   const date = new Date(iso);
   return Number.isNaN(date.getTime()) ? iso : date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });

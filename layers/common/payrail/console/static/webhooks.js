@@ -3,7 +3,7 @@
 // The secret lives only in the one element that shows it, until the user hides it: never in a
 // variable kept by this module, never in storage, never in the console log.
 import { api, ApiError, Unreachable } from "./api.js";
-import { $, announce, h, showErrors, when } from "./dom.js";
+import { $, announce, h, showErrors, submitOnce, when } from "./dom.js";
 import { Poller } from "./poll.js";
 
 const ENDPOINTS_SHOWN = 20;
@@ -62,7 +62,6 @@ function copyBySelection(element) {
 export class Webhooks {
   constructor() {
     this.form = $("#endpoint-form");
-    this.submit = $("#endpoint-submit");
     this.formStatus = $("#endpoint-form-status");
     this.secretBox = $("#endpoint-secret");
     this.secretValue = $("#endpoint-secret-value");
@@ -75,7 +74,6 @@ export class Webhooks {
     this.notes = new Map(); // endpoint id -> the outcome of the last action on it
     this.awaiting = new Map(); // "endpoint event" -> the attempts known when its redelivery was asked
     this.snapshot = "";
-    this.inFlight = false;
     this.poller = new Poller(() => this.refresh(), { min: 2000, max: 15000 });
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -103,17 +101,11 @@ export class Webhooks {
     this.render();
   }
 
-  async add() {
-    if (this.inFlight) return;
-    const { body, errors } = readEndpointForm(this.form);
-    showErrors(this.form, errors || {});
-    if (errors) {
-      this.formStatus.textContent = "Check the highlighted fields.";
-      return;
-    }
-    this.inFlight = true;
-    this.submit.disabled = true;
-    this.form.setAttribute("aria-busy", "true");
+  add() {
+    return submitOnce(this.form, this.formStatus, readEndpointForm, (body) => this.post(body));
+  }
+
+  async post(body) {
     this.formStatus.textContent = "Adding…";
     try {
       const { body: created } = await api("POST", "/webhook-endpoints", { body });
@@ -138,10 +130,6 @@ export class Webhooks {
         throw error;
       }
       announce(this.formStatus.textContent);
-    } finally {
-      this.inFlight = false;
-      this.submit.disabled = false;
-      this.form.removeAttribute("aria-busy");
     }
   }
 
