@@ -75,7 +75,7 @@ def test_every_file_the_page_names_is_served_immutable_with_its_type(handler) ->
     page = _Page()
     page.feed(handler(load_event("console/index.json"), LambdaContext())["body"])
     names = [ref.rsplit("/", 1)[1] for ref in page.references if ref.startswith("/assets/")]
-    assert {"app.js", "console.css", "money.js", "payouts.js", "bank.js"} <= set(names)
+    assert {"app.js", "console.css", "money.js", "payouts.js", "bank.js", "webhooks.js"} <= set(names)
     for name in names:
         response = handler(asset_event(console.version(), name), LambdaContext())
         assert response["statusCode"] == 200, name

@@ -14,6 +14,7 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
@@ -65,8 +66,17 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
+@pytest.fixture(scope="module")
+def identity_provider_started(stack: RunningStack) -> None:
+    """The sandbox identity provider's function started before the first sign-in. The API gives a
+    provider 5 s to answer (payrail.auth.oidc.HTTP_TIMEOUT), which a real one meets; a local
+    function's first start on a busy shared machine can take longer than that."""
+    with httpx.Client(base_url=stack.api_url, timeout=120) as client:
+        assert client.get("/sandbox/idp/.well-known/openid-configuration").status_code == 200
+
+
 @pytest.fixture
-def page(browser: Any, stack: RunningStack, request: pytest.FixtureRequest) -> Iterator[Any]:
+def page(browser: Any, stack: RunningStack, identity_provider_started: None, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh browser context (no cookies) on the stack; screenshots in test-artifacts/ if the test fails."""
     expect.set_options(timeout=TIMEOUT_MS)
     context = browser.new_context(base_url=stack.api_url, viewport={"width": 1280, "height": 900})

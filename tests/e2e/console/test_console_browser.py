@@ -1,21 +1,27 @@
 """The web console in a real browser (Debian chromium, headless) against the running local stack:
-sign in, send payouts and watch them settle, retry safely, link a bank and see its transactions."""
+sign in, send payouts and watch them settle, retry safely, link a bank and see its transactions,
+register a webhook endpoint and watch its deliveries."""
 
 from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 
 import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from payrail.webhooks.signatures import verify_standard
 from playwright.sync_api import expect
 
 from scenarios import payouts
 from tests.e2e.conftest import RunningStack
+from tests.support import wait_for
+from tests.webhooks_support import Recorder
 
 pytestmark = pytest.mark.e2e
 
@@ -340,3 +346,202 @@ def test_the_balance_is_shown_above_the_form_and_a_payout_beyond_it_is_refused_n
     expect(page.locator("#payout-form-status")).to_contain_text("created")
     expect(page.locator("#ledger-rows tr[data-type=reserve]")).to_have_count(1)
     expect(balance).to_have_text("500,000.00 ZAR available · 2,000,000.00 ZAR reserved")
+
+
+@pytest.fixture
+def receiver() -> Iterator[Recorder]:
+    """A webhook receiver on loopback (the local stack delivers to loopback addresses)."""
+    recorder = Recorder()
+    yield recorder
+    recorder.stop()
+
+
+def endpoints_through_api(page) -> list[dict]:
+    response = page.context.request.get("/webhook-endpoints")
+    assert response.status == 200, response.text()
+    return list(response.json()["items"])
+
+
+def storage_and_script_cookies(page) -> list:
+    return page.evaluate("() => [document.cookie, JSON.stringify(localStorage), JSON.stringify(sessionStorage)]")
+
+
+def test_a_webhook_endpoint_shows_its_secret_once_its_signed_deliveries_redelivers_and_is_disabled(page, receiver: Recorder) -> None:
+    # Given a signed-in user whose browser lets the page use the clipboard
+    sign_in(page, new_email())
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    logged: list[str] = []
+    page.on("console", lambda message: logged.append(message.text))
+    # When they register an endpoint on a loopback receiver for two event types
+    page.get_by_label("Endpoint URL").fill(receiver.url + "/hooks")
+    page.get_by_label("Endpoint events").fill("payout.created, payout.paid")
+    page.get_by_label("Endpoint description").fill("Accounting system")
+    page.get_by_role("button", name="Add endpoint").click()
+    # Then its signing secret is shown, with a button that copies it to the clipboard
+    shown = page.locator("#endpoint-secret-value")
+    expect(shown).to_have_text(re.compile(r"^whsec_[A-Za-z0-9+/=]{40,}$"))
+    secret = shown.text_content()
+    assert secret
+    expect(page.locator("#endpoint-secret")).to_contain_text(receiver.url + "/hooks")
+    page.get_by_role("button", name="Copy secret").click()
+    expect(page.locator("#endpoint-secret-status")).to_have_text("Secret copied to the clipboard.")
+    assert page.evaluate("() => navigator.clipboard.readText()") == secret
+    # And the endpoint is listed, enabled, with its events and description
+    endpoint = page.locator("#endpoints li")
+    expect(endpoint).to_have_count(1)
+    expect(endpoint.locator(".endpoint-status")).to_have_text("enabled")
+    expect(endpoint).to_contain_text("Events: payout.created, payout.paid")
+    expect(endpoint).to_contain_text("Accounting system")
+    expect(endpoint.locator(".deliveries-empty")).to_have_text("No deliveries yet.")
+    # And the secret was never kept by the page nor logged
+    assert all(secret not in kept for kept in storage_and_script_cookies(page))
+    # When they hide it, it is gone from the page, and the API never shows it again
+    page.get_by_role("button", name="Hide secret").click()
+    expect(page.locator("#endpoint-secret")).to_be_hidden()
+    assert secret not in page.content()
+    [listed] = endpoints_through_api(page)
+    assert (listed["url"], listed["events"], listed["status"], "secret" in listed) == (
+        receiver.url + "/hooks",
+        ["payout.created", "payout.paid"],
+        "enabled",
+        False,
+    )
+    page.reload()
+    expect(page.locator("#endpoints li")).to_have_count(1)
+    assert secret not in page.content()
+
+    # When they send a payout and the provider pays it
+    fill_payout(page, "12.34", "Webhook watched")
+    page.get_by_role("button", name="Send payout").click()
+    expect(page.locator("#payout-rows tr", has_text="Webhook watched").locator(".badge")).to_have_text("paid")
+    # Then the panel shows both events delivered, each with the receiver's 2xx code
+    for event_type in ("payout.created", "payout.paid"):
+        row = endpoint.locator("tbody tr", has_text=event_type)
+        expect(row).to_have_count(1)
+        expect(row).to_have_attribute("data-outcome", "delivered")
+        expect(row.locator(".badge")).to_have_text("delivered")
+        expect(row.locator(".status-code")).to_have_text("202")
+        expect(row.locator(".attempt")).to_have_text("1")
+    # And the receiver got exactly those two, each signed with the secret the page showed
+    wait_for(lambda: len(receiver.posts()) >= 2, timeout=60)
+    first = receiver.posts()
+    assert sorted(json.loads(post["body"])["type"] for post in first) == ["payout.created", "payout.paid"]
+    for post in first:
+        assert verify_standard(post["headers"], post["body"], [secret], now=time.time()) == post["headers"]["webhook-id"]
+
+    # When they redeliver the payout.paid event from its row
+    paid = endpoint.locator("tbody tr", has_text="payout.paid")
+    event_id = paid.get_attribute("data-event-id")
+    assert event_id
+    paid.get_by_role("button", name="Redeliver").click()
+    # Then the console says it is queued, then how the new attempt went, and lists that attempt too
+    note = endpoint.locator(".endpoint-note")
+    expect(note).to_have_text("Redelivered payout.paid: delivered (HTTP 202).")
+    expect(endpoint.locator(f'tbody tr[data-event-id="{event_id}"]')).to_have_count(2)
+    expect(page.locator("#announcer")).to_contain_text("Redelivered payout.paid")
+    # And the receiver got the same event again, signed with the same secret
+    wait_for(lambda: len(receiver.posts()) >= 3, timeout=60)
+    again = receiver.posts()[2]
+    assert verify_standard(again["headers"], again["body"], [secret], now=time.time()) == event_id
+    assert json.loads(again["body"]) == next(json.loads(post["body"]) for post in first if post["headers"]["webhook-id"] == event_id)
+
+    # When they disable the endpoint
+    endpoint.get_by_role("button", name="Disable endpoint").click()
+    # Then it shows disabled, offers to enable it, and the API agrees
+    expect(endpoint.locator(".endpoint-status")).to_have_text("disabled")
+    expect(note).to_have_text("Endpoint disabled: it receives no events until enabled.")
+    expect(endpoint.get_by_role("button", name="Enable endpoint")).to_be_focused()
+    assert [e["status"] for e in endpoints_through_api(page)] == ["disabled"]
+    # And a payout paid afterwards sends it nothing
+    fill_payout(page, "5", "After disabling")
+    page.get_by_role("button", name="Send payout").click()
+    expect(page.locator("#payout-rows tr", has_text="After disabling").locator(".badge")).to_have_text("paid")
+    time.sleep(3)
+    assert len(receiver.posts()) == 3
+
+    # When they delete it (confirming the browser's question)
+    page.once("dialog", lambda dialog: dialog.accept())
+    endpoint.get_by_role("button", name="Delete endpoint").click()
+    # Then it is gone from the panel and from the API
+    expect(page.locator("#endpoints-status")).to_have_text(f"Endpoint {receiver.url}/hooks deleted.")
+    expect(page.locator("#endpoints li")).to_have_count(0)
+    expect(page.locator("#endpoints-empty")).to_be_visible()
+    assert endpoints_through_api(page) == []
+    # And nothing the page logged ever held the secret
+    assert all(secret not in line for line in logged)
+
+
+def test_the_secret_copy_falls_back_to_copying_the_selection_without_the_clipboard_api(page) -> None:
+    # Given a browser without navigator.clipboard (as outside a secure context), whose copy
+    # command is watched: what was selected when it ran, and whether it worked
+    sign_in(page, new_email())
+    page.evaluate(
+        """() => {
+            Object.defineProperty(Navigator.prototype, "clipboard", {get: () => undefined, configurable: true});
+            window.copyWorks = true;
+            window.copies = [];
+            document.execCommand = (command) => {
+                window.copies.push([command, window.getSelection().toString()]);
+                return window.copyWorks;
+            };
+        }"""
+    )
+    page.get_by_label("Endpoint URL").fill("http://127.0.0.1:9/hooks")
+    page.get_by_role("button", name="Add endpoint").click()
+    shown = page.locator("#endpoint-secret-value")
+    expect(shown).to_have_text(re.compile(r"^whsec_"))
+    secret = shown.text_content()
+    status = page.locator("#endpoint-secret-status")
+    # When they press Copy secret, the secret is selected and copied, then the selection cleared
+    page.get_by_role("button", name="Copy secret").click()
+    expect(status).to_have_text("Secret copied to the clipboard.")
+    assert page.evaluate("() => [window.copies, window.getSelection().toString()]") == [[["copy", secret]], ""]
+    # When the browser refuses the copy command too, the secret stays selected and the console says how to copy it
+    page.evaluate("() => { window.copyWorks = false; }")
+    page.get_by_role("button", name="Copy secret").click()
+    expect(status).to_have_text("The browser did not copy it: the secret is selected, press Ctrl+C (⌘C on a Mac).")
+    assert page.evaluate("() => window.getSelection().toString()") == secret
+
+
+def test_a_refused_url_or_an_unknown_event_type_is_answered_next_to_its_field(page) -> None:
+    sign_in(page, new_email())
+    sent: list = []
+    page.on("request", lambda r: sent.append(r) if r.method == "POST" and r.url.endswith("/webhook-endpoints") else None)
+    # When a user registers the cloud metadata address (link-local: refused even on the local stack)
+    page.get_by_label("Endpoint URL").fill("http://169.254.169.254/latest/meta-data")
+    page.get_by_role("button", name="Add endpoint").click()
+    # Then the API's reason is shown next to the URL, which has the focus and is marked invalid
+    expect(page.locator("#endpoint-url-error")).to_have_text(
+        "The host 169.254.169.254 is a link-local address; webhook URLs must resolve to public addresses only."
+    )
+    expect(page.get_by_label("Endpoint URL")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Endpoint URL")).to_be_focused()
+    expect(page.locator("#endpoint-form-status")).to_have_text(
+        "The endpoint was not added. This URL cannot receive webhooks: the host 169.254.169.254 is a link-local address; "
+        "webhook URLs must resolve to public addresses only."
+    )
+    # When they fix the URL but name an event type that does not exist
+    page.get_by_label("Endpoint URL").fill("http://127.0.0.1:9/hooks")
+    page.get_by_label("Endpoint events").fill("payout.paid, payout.shipped")
+    page.get_by_role("button", name="Add endpoint").click()
+    # Then the answer names the wrong one and lists the valid ones, next to the events field
+    expect(page.locator("#endpoint-events-error")).to_have_text(
+        "“payout.shipped” is not an event type. Input should be 'payout.created', 'payout.submitted', "
+        "'payout.processing', 'payout.paid', 'payout.failed' or 'bank_connection.synced'."
+    )
+    expect(page.locator("#endpoint-url-error")).to_have_text("")
+    expect(page.get_by_label("Endpoint URL")).to_have_attribute("aria-invalid", "false")
+    expect(page.get_by_label("Endpoint events")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Endpoint events")).to_be_focused()
+    # And an empty URL is caught before anything is sent
+    page.get_by_label("Endpoint URL").fill("")
+    page.get_by_role("button", name="Add endpoint").click()
+    expect(page.locator("#endpoint-url-error")).to_have_text("Enter the endpoint URL.")
+    assert [json.loads(r.post_data) for r in sent] == [
+        {"url": "http://169.254.169.254/latest/meta-data"},
+        {"url": "http://127.0.0.1:9/hooks", "events": ["payout.paid", "payout.shipped"]},
+    ]
+    # And nothing was registered, and no secret was ever shown
+    assert endpoints_through_api(page) == []
+    expect(page.locator("#endpoint-secret")).to_be_hidden()
+    expect(page.locator("#endpoints-empty")).to_be_visible()

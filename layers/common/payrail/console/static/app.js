@@ -1,13 +1,15 @@
-// The console's entry point: who is signed in, the unreachable-API banner, and the two panels.
+// The console's entry point: who is signed in, the unreachable-API banner, and the panels.
 import { api, ApiError, onReachability, onSignedOut, refreshSession, Unreachable } from "./api.js";
 import { Balances } from "./balances.js";
 import { Bank } from "./bank.js";
 import { $, announce } from "./dom.js";
 import { Payouts } from "./payouts.js";
+import { Webhooks } from "./webhooks.js";
 
 const balances = new Balances();
 const payouts = new Payouts(balances);
 const bank = new Bank(null);
+const webhooks = new Webhooks();
 let user = null;
 
 function show(signedIn) {
@@ -22,6 +24,7 @@ function signedOut(message) {
   payouts.stop();
   balances.stop();
   bank.stop();
+  webhooks.stop();
   show(false);
   if (message) $("#sign-in-status").textContent = message;
 }
@@ -49,7 +52,7 @@ async function boot() {
   }
   show(true);
   bank.setUser(user);
-  await Promise.allSettled([balances.start(), payouts.start(), bank.start()]);
+  await Promise.allSettled([balances.start(), payouts.start(), bank.start(), webhooks.start()]);
 }
 
 $("#sign-in-form").addEventListener("submit", (event) => {

@@ -17,12 +17,47 @@ export function h(tag, attributes = {}, ...children) {
 
 export const $ = (selector, root = document) => root.querySelector(selector);
 
+/** Each field's message in its form's ``[data-error-for]`` element, the field marked invalid; the
+ * first field with an error gets the focus. */
+export function showErrors(form, errors) {
+  for (const element of form.querySelectorAll("[data-error-for]")) {
+    const name = element.dataset.errorFor;
+    element.textContent = errors[name] || "";
+    form.elements[name].setAttribute("aria-invalid", errors[name] ? "true" : "false");
+  }
+  const first = Object.keys(errors).find((name) => form.elements[name]);
+  if (first) form.elements[first].focus();
+}
+
 /** Say something to screen-reader users through the page's polite live region. */
 export function announce(message) {
   const region = $("#announcer");
   region.textContent = "";
   // A fresh text node after a tick, so the same message twice is still announced.
   setTimeout(() => { region.textContent = message; }, 50);
+}
+
+/** Run ``work`` as a form's one submission: the form is marked busy and its submit button disabled
+ * until it settles, and a submission while one is running does nothing (a double click sends one
+ * request). Checks the form's fields first with ``read`` (body or errors, shown next to the fields);
+ * ``work(body)`` runs only when they pass. ``status`` says what happened. */
+export async function submitOnce(form, status, read, work) {
+  if (form.getAttribute("aria-busy") === "true") return;
+  const { body, errors } = read(form);
+  showErrors(form, errors || {});
+  if (errors) {
+    status.textContent = "Check the highlighted fields.";
+    return;
+  }
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  form.setAttribute("aria-busy", "true");
+  try {
+    await work(body);
+  } finally {
+    button.disabled = false;
+    form.removeAttribute("aria-busy");
+  }
 }
 
 export function when(iso) {

@@ -1,7 +1,7 @@
 // The payout form and the payout list.
 import { api, ApiError, Unreachable } from "./api.js";
 import { insufficientFunds } from "./balances.js";
-import { $, announce, h, when } from "./dom.js";
+import { $, announce, h, showErrors, submitOnce, when } from "./dom.js";
 import { CURRENCIES, formatMoney, parseAmount } from "./money.js";
 import { Poller } from "./poll.js";
 
@@ -54,16 +54,6 @@ export function readForm(form) {
   };
 }
 
-function showErrors(form, errors) {
-  for (const element of form.querySelectorAll("[data-error-for]")) {
-    const name = element.dataset.errorFor;
-    element.textContent = errors[name] || "";
-    form.elements[name].setAttribute("aria-invalid", errors[name] ? "true" : "false");
-  }
-  const first = Object.keys(errors).find((name) => form.elements[name]);
-  if (first) form.elements[first].focus();
-}
-
 function badge(status) {
   return h("span", { class: `badge badge-${status}` }, status);
 }
@@ -72,7 +62,6 @@ export class Payouts {
   constructor(balances = null) {
     this.balances = balances;
     this.form = $("#payout-form");
-    this.submit = $("#payout-submit");
     this.formStatus = $("#payout-form-status");
     this.rows = $("#payout-rows");
     this.more = $("#payouts-more");
@@ -80,7 +69,6 @@ export class Payouts {
     this.byId = new Map();
     this.order = [];
     this.cursor = null;
-    this.inFlight = false;
     this.attempt = null; // {body, key}: kept until the API has answered that submission
     this.poller = new Poller(() => this.refresh(), { min: 1000, max: 15000 });
 
@@ -108,21 +96,15 @@ export class Payouts {
   }
 
   /** One submission; a double click lands here twice, but the second finds it in flight. */
-  async send() {
-    if (this.inFlight) return;
-    const { body, errors } = readForm(this.form);
-    showErrors(this.form, errors || {});
-    if (errors) {
-      this.formStatus.textContent = "Check the highlighted fields.";
-      return;
-    }
+  send() {
+    return submitOnce(this.form, this.formStatus, readForm, (body) => this.post(body));
+  }
+
+  async post(body) {
     // The same payout again after an unanswered attempt keeps its key, so the API can tell it
     // is a retry; anything different is a new payout with a new key.
     const same = this.attempt && JSON.stringify(this.attempt.body) === JSON.stringify(body);
     if (!same) this.attempt = { body, key: crypto.randomUUID() };
-    this.inFlight = true;
-    this.submit.disabled = true;
-    this.form.setAttribute("aria-busy", "true");
     this.formStatus.textContent = same ? "Retrying the same payout…" : "Sending…";
     try {
       const { body: payout, headers } = await api("POST", "/payouts", {
@@ -154,10 +136,6 @@ export class Payouts {
         throw error;
       }
       announce(this.formStatus.textContent);
-    } finally {
-      this.inFlight = false;
-      this.submit.disabled = false;
-      this.form.removeAttribute("aria-busy");
     }
   }
 
