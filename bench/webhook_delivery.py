@@ -31,6 +31,8 @@ import argparse
 import json
 import os
 import tempfile
+import time
+import uuid
 from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
@@ -41,14 +43,13 @@ import httpx
 from bench import http_load
 from devstack.running import RunningStack
 from scenarios import payouts
-from scenarios.receiver import Recorder
+from scenarios.receiver import Recorder, delivered_events, every_event_delivered
 from scenarios.signin import sign_in
 from scenarios.waiting import TimedOut, wait_for
 
 STACK_PARAMETERS = "PayoutRateLimitPerMinute=1000000 AuthRateLimitPerMinute=1000000 SandboxWebhookDelaySeconds=0"
 FUNCTIONS = ("WebhookFanOutFunction", "WebhookDeliveryWorkerFunction")
 LIFECYCLE = ("payout.created", "payout.submitted", "payout.processing", "payout.paid", "payout.failed")
-FINAL_EVENTS = {"payout.paid", "payout.failed"}
 WARM_UP = 2
 
 
@@ -61,36 +62,8 @@ def _calls(api: httpx.Client) -> Counter[str]:
     return total
 
 
-def _delivered(posts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Each event answered 2xx, by event id: its body and when its first 2xx was written."""
-    events: dict[str, dict[str, Any]] = {}
-    for post in posts:
-        if 200 <= post.get("status", 0) < 300 and post["headers"]["webhook-id"] not in events:
-            events[post["headers"]["webhook-id"]] = {"event": json.loads(post["body"]), "answered_at": post["answered_at"]}
-    return events
-
-
-def _of(delivered: dict[str, dict[str, Any]], ids: set[str]) -> list[dict[str, Any]]:
-    return [entry for entry in delivered.values() if entry["event"]["data"]["object"]["id"] in ids]
-
-
-def complete(posts: list[dict[str, Any]], ids: set[str]) -> bool:
-    """Every event of each payout delivered: its final event (``payout.paid`` / ``failed``) and one
-    event for each version before it (each version of a payout is one state change, one event).
-    ``payout.processing`` is not always among them: when the provider's processing and paid
-    webhooks race, paid may be applied first, and the payout goes from submitted to paid."""
-    versions: dict[str, set[int]] = defaultdict(set)
-    final: dict[str, int] = {}
-    for entry in _of(_delivered(posts), ids):
-        view = entry["event"]["data"]["object"]
-        versions[view["id"]].add(view["version"])
-        if entry["event"]["type"] in FINAL_EVENTS:
-            final[view["id"]] = view["version"]
-    return all(i in final and versions[i] == set(range(1, final[i] + 1)) for i in ids)
-
-
 def _settled(receiver: Recorder, ids: set[str], timeout: float) -> None:
-    wait_for(lambda: complete(receiver.posts(), ids), timeout=timeout, interval=0.1)
+    wait_for(lambda: every_event_delivered(receiver.posts(), ids), timeout=timeout, interval=0.1)
 
 
 def _summary(seconds: list[float]) -> dict[str, Any]:
@@ -106,8 +79,31 @@ def _epoch(timestamp: str) -> float:
     return datetime.fromisoformat(timestamp).timestamp()
 
 
+def _sign_in(api: httpx.Client, attempts: int = 5) -> str:
+    """A sign-in, tried again on a 503: on a loaded machine the sandbox identity provider's cold
+    start can outlast the sign-in's own timeouts towards it (which a person would simply retry)."""
+    for _ in range(attempts - 1):
+        try:
+            return sign_in(api, "webhook-bench@example.com")
+        except AssertionError:
+            time.sleep(2)
+    return sign_in(api, "webhook-bench@example.com")
+
+
+def _create(api: httpx.Client, auth: dict[str, str], index: int, attempts: int = 3) -> str:
+    """A payout created as a client does: a 5xx (a create that outlasted its function's timeout on
+    a loaded machine) is sent again with the same Idempotency-Key, which cannot make a second payout."""
+    key = str(uuid.uuid4())
+    for _ in range(attempts):
+        response = payouts.create(api, auth, payouts.body(1000 + index, f"webhook bench {index}"), key)
+        if response.status_code < 500:
+            break
+    response.raise_for_status()
+    return str(response.json()["id"])
+
+
 def measure_on(api: httpx.Client, receiver: Recorder, count: int, timeout: float = 600) -> dict[str, Any]:
-    auth = {"Authorization": f"Bearer {sign_in(api, 'webhook-bench@example.com')}"}
+    auth = {"Authorization": f"Bearer {_sign_in(api)}"}
     api.put(
         "/sandbox/payments/webhooks", json={"enabled": True, "delay_seconds": 0, "failure_rate": 0, "scheme": "standard"}
     ).raise_for_status()
@@ -121,13 +117,11 @@ def measure_on(api: httpx.Client, receiver: Recorder, count: int, timeout: float
 
     ids: set[str] = set()
     for index in range(count):
-        response = payouts.create(api, auth, payouts.body(1000 + index, f"webhook bench {index}"))
-        response.raise_for_status()
-        ids.add(response.json()["id"])
+        ids.add(_create(api, auth, index))
     try:
         _settled(receiver, ids, timeout)
     except TimedOut as error:
-        arrived = Counter(entry["event"]["type"] for entry in _of(_delivered(receiver.posts()), ids))
+        arrived = Counter(entry["event"]["type"] for entry in delivered_events(receiver.posts(), ids))
         statuses = Counter(status for payout_id, status in payouts.statuses(api, auth).items() if payout_id in ids)
         raise TimedOut(f"{error}: events delivered {dict(arrived)}, payouts {dict(statuses)}") from None
     return figures(receiver.posts(), ids, before, _calls(api))
@@ -140,7 +134,7 @@ def figures(posts: list[dict[str, Any]], ids: set[str], before: Counter[str], af
     calls.subtract(before)
     calls = +calls
     invocations = calls.pop("invocations", 0)
-    delivered = _of(_delivered(posts), ids)
+    delivered = delivered_events(posts, ids)
     attempts = [post for post in posts if json.loads(post["body"])["data"]["object"]["id"] in ids]
     by_type: dict[str, list[float]] = defaultdict(list)
     for entry in delivered:

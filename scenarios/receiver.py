@@ -1,11 +1,13 @@
 """A loopback HTTP receiver that records every request it gets, for tests, the demo and the
-benchmarks: merchant webhooks' endpoint, or a stand-in for a provider's API."""
+benchmarks: merchant webhooks' endpoint, or a stand-in for a provider's API; and what the merchant
+events it was sent say."""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
+from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -41,7 +43,12 @@ class Recorder:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 status = recorder.codes.pop(0) if recorder.codes else 202
-                record = {"method": "POST", "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+                record: dict[str, Any] = {
+                    "method": "POST",
+                    "path": self.path,
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                    "body": body,
+                }
                 recorder.requests.append(record)
                 self._answer(status, {})
                 record.update(status=status, answered_at=time.time())
@@ -60,3 +67,31 @@ class Recorder:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+FINAL_PAYOUT_EVENTS = frozenset({"payout.paid", "payout.failed"})
+
+
+def delivered_events(posts: list[dict[str, Any]], payout_ids: set[str] | None = None) -> list[dict[str, Any]]:
+    """Each merchant event answered 2xx once, in the order of first 2xx: ``{"event": <body>,
+    "answered_at": <time.time()>}``; only those about ``payout_ids`` when given."""
+    events: dict[str, dict[str, Any]] = {}
+    for post in posts:
+        if 200 <= post.get("status", 0) < 300 and post["headers"]["webhook-id"] not in events:
+            events[post["headers"]["webhook-id"]] = {"event": json.loads(post["body"]), "answered_at": post["answered_at"]}
+    return [entry for entry in events.values() if payout_ids is None or entry["event"]["data"]["object"]["id"] in payout_ids]
+
+
+def every_event_delivered(posts: list[dict[str, Any]], payout_ids: set[str]) -> bool:
+    """Every event of each payout answered 2xx: its final one (``payout.paid`` / ``failed``) and one
+    for each version before it (each version of a payout is one state change, one event).
+    ``payout.processing`` is not always among them: when the provider's processing and paid
+    webhooks race, paid may be applied first, and the payout goes from submitted to paid."""
+    versions: dict[str, set[int]] = defaultdict(set)
+    final: dict[str, int] = {}
+    for entry in delivered_events(posts, payout_ids):
+        view = entry["event"]["data"]["object"]
+        versions[view["id"]].add(view["version"])
+        if entry["event"]["type"] in FINAL_PAYOUT_EVENTS:
+            final[view["id"]] = view["version"]
+    return all(i in final and versions[i] == set(range(1, final[i] + 1)) for i in payout_ids)
