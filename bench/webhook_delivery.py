@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import tempfile
-import time
 import uuid
 from collections import Counter, defaultdict
 from datetime import datetime
@@ -44,7 +43,7 @@ from bench import http_load
 from devstack.running import RunningStack
 from scenarios import payouts
 from scenarios.receiver import Recorder, delivered_events, every_event_delivered
-from scenarios.signin import sign_in
+from scenarios.signin import sign_in_patiently
 from scenarios.waiting import TimedOut, wait_for
 
 STACK_PARAMETERS = "PayoutRateLimitPerMinute=1000000 AuthRateLimitPerMinute=1000000 SandboxWebhookDelaySeconds=0"
@@ -79,17 +78,6 @@ def _epoch(timestamp: str) -> float:
     return datetime.fromisoformat(timestamp).timestamp()
 
 
-def _sign_in(api: httpx.Client, attempts: int = 5) -> str:
-    """A sign-in, tried again on a 503: on a loaded machine the sandbox identity provider's cold
-    start can outlast the sign-in's own timeouts towards it (which a person would simply retry)."""
-    for _ in range(attempts - 1):
-        try:
-            return sign_in(api, "webhook-bench@example.com")
-        except AssertionError:
-            time.sleep(2)
-    return sign_in(api, "webhook-bench@example.com")
-
-
 def _create(api: httpx.Client, auth: dict[str, str], index: int, attempts: int = 3) -> str:
     """A payout created as a client does: a 5xx (a create that outlasted its function's timeout on
     a loaded machine) is sent again with the same Idempotency-Key, which cannot make a second payout."""
@@ -103,7 +91,7 @@ def _create(api: httpx.Client, auth: dict[str, str], index: int, attempts: int =
 
 
 def measure_on(api: httpx.Client, receiver: Recorder, count: int, timeout: float = 600) -> dict[str, Any]:
-    auth = {"Authorization": f"Bearer {_sign_in(api)}"}
+    auth = {"Authorization": f"Bearer {sign_in_patiently(api, 'webhook-bench@example.com')}"}
     api.put(
         "/sandbox/payments/webhooks", json={"enabled": True, "delay_seconds": 0, "failure_rate": 0, "scheme": "standard"}
     ).raise_for_status()

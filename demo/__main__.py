@@ -32,7 +32,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from devstack.running import RunningStack
 from scenarios import bank, payouts
 from scenarios.receiver import Recorder, delivered_events, every_event_delivered
-from scenarios.signin import sign_in
+from scenarios.signin import sign_in_patiently
 from scenarios.waiting import TimedOut, wait_for
 
 ORDER = ("pending", "submitted", "processing", "paid", "failed")
@@ -159,7 +159,7 @@ def run(stack: RunningStack, story: Story, burst: int, hooks: MerchantEvents) ->
     summary: dict[str, Any] = {}
 
     story.step("Sign in through the sandbox identity provider (OpenID Connect, PKCE)")
-    auth = {"Authorization": f"Bearer {sign_in(api, 'ada@example.com')}"}
+    auth = {"Authorization": f"Bearer {sign_in_patiently(api, 'ada@example.com')}"}
     me = api.get("/auth/me", headers=auth).json()
     story.check(me["email"] == "ada@example.com", f"signed in as {me['name']} <{me['email']}>")
 
