@@ -4,6 +4,10 @@ Each figure is a median of several runs and each comparison a ratio measured in 
 AWS calls per operation, cold start against the floor, HTTP throughput and latency against
 ``GET /health``, create → paid latency, bank-sync throughput, and a cost estimate from the
 measured call counts.
+
+``--only NAME`` measures one self-contained piece (``webhook_delivery``, ``hot_balance``,
+``table_growth``) and puts its section into the existing BENCHMARKS.md (and its figures into
+BENCHMARKS.json), marked with when and how it was measured; the rest of the file stays as it was.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from bench import cold_start, hot_balance, http_load, layer_size, table_growth
+from bench import cold_start, hot_balance, http_load, layer_size, table_growth, webhook_delivery
 from devstack.running import RunningStack
 from scenarios import payouts
 from scenarios.signin import sign_in
@@ -239,6 +243,40 @@ def cost_per_million(
     return {name: round(value, 2) for name, value in dollars.items()}
 
 
+def hot_balance_section(hot: dict[str, Any]) -> list[str]:
+    return [
+        f"## One user's balance is a hot key ({hot['clients']} clients)",
+        "",
+        "| creates of | per second | errors | p99 ms |",
+        "| --- | --- | --- | --- |",
+        f"| one user (one balance item) | {hot['one_user']['per_second']} | {hot['one_user']['errors']} | {hot['one_user']['p99_ms']} |",
+        f"| 16 users | {hot['sixteen_users']['per_second']} | {hot['sixteen_users']['errors']} | {hot['sixteen_users']['p99_ms']} |",
+        "",
+        f"Ratio one user / 16 users: {hot['ratio_one_to_sixteen']}. moto never answers TransactionConflict, so locally "
+        "this is the product's own cost of the shared item; on DynamoDB one balance item serialises its "
+        "transactions (about one transaction latency each, 40-100 creates/s per user and currency), and a "
+        "balance sharded into N sub-balances would lift that N-fold at the cost of a reserve that may have to "
+        "try a second shard (an extra round trip when the chosen one is short) and an audit over N items.",
+    ]
+
+
+def table_growth_section(growth: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Speed as the table grows (`python -m bench.table_growth`; target ≤ 1.3)",
+        "",
+        "`GET /payouts`, one user's first page of 10 (of 12) newest first, one client, over HTTP; the table topped up with other users' payouts.",
+        "",
+        "| items in the table | p50 ms | p95 ms | PayoutsApiFunction AWS ms / own ms (mean) |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {row['items_in_table']:,} | {row['p50_ms']} | {row['p95_ms']} | {row['aws_ms_mean']} / {row['own_ms_mean']} |"
+        for size, row in growth.items()
+        if size != "ratio_p50"
+    ]
+    return [*lines, "", f"p50 with the large table ÷ with 100 items: **{growth['ratio_p50']}**.", ""]
+
+
 def render(results: dict[str, Any], command: str, seconds: float) -> str:
     lines = [
         "# Benchmarks",
@@ -271,22 +309,13 @@ def render(results: dict[str, Any], command: str, seconds: float) -> str:
     lines.append(
         f"| bank re-sync, unchanged: transactions written | {resync['transactions_written']} | {resync['aws_calls']} calls in all (target 0 writes) |"
     )
-    hot = results["hot_balance"]
-    lines += [
-        "",
-        f"## One user's balance is a hot key ({hot['clients']} clients)",
-        "",
-        "| creates of | per second | errors | p99 ms |",
-        "| --- | --- | --- | --- |",
-        f"| one user (one balance item) | {hot['one_user']['per_second']} | {hot['one_user']['errors']} | {hot['one_user']['p99_ms']} |",
-        f"| 16 users | {hot['sixteen_users']['per_second']} | {hot['sixteen_users']['errors']} | {hot['sixteen_users']['p99_ms']} |",
-        "",
-        f"Ratio one user / 16 users: {hot['ratio_one_to_sixteen']}. moto never answers TransactionConflict, so locally "
-        "this is the product's own cost of the shared item; on DynamoDB one balance item serialises its "
-        "transactions (about one transaction latency each, 40-100 creates/s per user and currency), and a "
-        "balance sharded into N sub-balances would lift that N-fold at the cost of a reserve that may have to "
-        "try a second shard (an extra round trip when the chosen one is short) and an audit over N items.",
-    ]
+    webhooks = results.get("webhook_delivery")
+    if webhooks:
+        lines.append(
+            f"| merchant webhook event delivered (fan-out + delivery worker) | {webhooks['aws_calls_per_delivered_event']:g} | counted inside the functions on the local stack: {webhooks['aws_operations_per_delivered_event']} |"
+        )
+    if "hot_balance" in results:
+        lines += ["", *hot_balance_section(results["hot_balance"])]
     lines += [
         "",
         "Per payout, from creation to `paid` (all functions, counted on the local stack):",
@@ -368,22 +397,10 @@ def render(results: dict[str, Any], command: str, seconds: float) -> str:
         "",
     ]
 
+    if "webhook_delivery" in results:
+        lines += webhook_delivery.render(results["webhook_delivery"])
     if "table_growth" in results:
-        growth = results["table_growth"]
-        lines += [
-            "## Speed as the table grows (`python -m bench.table_growth`; target ≤ 1.3)",
-            "",
-            "`GET /payouts`, one user's first page of 10 (of 12) newest first, one client, over HTTP; the table topped up with other users' payouts.",
-            "",
-            "| items in the table | p50 ms | p95 ms | PayoutsApiFunction AWS ms / own ms (mean) |",
-            "| --- | --- | --- | --- |",
-        ]
-        lines += [
-            f"| {row['items_in_table']:,} | {row['p50_ms']} | {row['p95_ms']} | {row['aws_ms_mean']} / {row['own_ms_mean']} |"
-            for size, row in growth.items()
-            if size != "ratio_p50"
-        ]
-        lines += ["", f"p50 with the large table ÷ with 100 items: **{growth['ratio_p50']}**.", ""]
+        lines += table_growth_section(results["table_growth"])
 
     cost = results["cost"]
     lines += [
@@ -403,13 +420,69 @@ def render(results: dict[str, Any], command: str, seconds: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The pieces ``--only`` can measure alone: each runs on a stack of its own and has a section of its own.
+PIECES: dict[str, tuple[Any, Any]] = {
+    "webhook_delivery": (lambda args: webhook_delivery.measure(args.webhook_payouts), webhook_delivery.render),
+    "hot_balance": (lambda args: hot_balance.run_on_a_stack(args.requests, args.runs, max_seconds=60), hot_balance_section),
+    "table_growth": (lambda args: table_growth.measure(50_000, max(30, args.requests // 4)), table_growth_section),
+}
+
+
+def _heading_key(line: str) -> str:
+    """A section's heading without its parenthesis (which may carry figures)."""
+    return line.split(" (", 1)[0].strip()
+
+
+def splice(document: str, section: list[str]) -> str:
+    """``document`` with the section of the same heading as ``section`` replaced by it (or, when it
+    has none, ``section`` added before the cost estimate, which reads the figures above it)."""
+    lines = document.rstrip("\n").split("\n")
+    key = _heading_key(section[0])
+    body = [*section] if section[-1] == "" else [*section, ""]
+    starts = [i for i, line in enumerate(lines) if line.startswith("## ")]
+    for position, start in enumerate(starts):
+        if _heading_key(lines[start]) == key:
+            end = starts[position + 1] if position + 1 < len(starts) else len(lines)
+            return "\n".join([*lines[:start], *body, *lines[end:]]).rstrip("\n") + "\n"
+    cost = next((i for i in starts if lines[i].startswith("## Cost per million")), len(lines))
+    if cost == len(lines):
+        body = ["", *body]
+    return "\n".join([*lines[:cost], *body, *lines[cost:]]).rstrip("\n") + "\n"
+
+
+def only(names: list[str], args: argparse.Namespace) -> int:
+    """Measure ``names`` alone and put their sections into the existing document and figures."""
+    figures_path = args.output.with_suffix(".json")
+    results: dict[str, Any] = json.loads(figures_path.read_text()) if figures_path.exists() else {}
+    document = args.output.read_text() if args.output.exists() else "# Benchmarks\n"
+    for name in names:
+        measure, section = PIECES[name]
+        print(f"bench: {name} alone …", flush=True)
+        started = time.monotonic()
+        results[name] = measure(args)
+        lines = section(results[name])
+        provenance = (
+            f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on {platform.machine()} ({os.cpu_count()} cores), a shared machine, "
+            f"by `python -m bench.run --only {name}` in {(time.monotonic() - started) / 60:.1f} min, apart from the rest of this file."
+        )
+        document = splice(document, [lines[0], "", provenance, *lines[1:]])
+        print("\n".join(lines), flush=True)
+    args.output.write_text(document)
+    figures_path.write_text(json.dumps(results, indent=2, default=str))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (medians)")
     parser.add_argument("--requests", type=int, default=200, help="requests per load level and run")
     parser.add_argument("--large-sync", type=int, default=10_000, help="transactions of the large sync (0 skips it)")
+    parser.add_argument("--webhook-payouts", type=int, default=30, help="payouts whose merchant events are timed")
+    parser.add_argument("--only", action="append", choices=sorted(PIECES), help="measure only this piece (repeatable); see above")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args()
+    if args.only:
+        return only(args.only, args)
     started = time.monotonic()
     command = "make bench"
     results: dict[str, Any] = {}
@@ -420,9 +493,11 @@ def main() -> int:
     print("bench: the local stack (latency, calls, load) …", flush=True)
     results["stack"] = on_the_stack(args.runs, args.requests)
     print("bench: creates/s of one user (one balance item) against 16 users, 16 clients …", flush=True)
-    results["hot_balance"] = hot_balance.run_on_a_stack(args.requests, args.runs, max_seconds=60)
+    results["hot_balance"] = PIECES["hot_balance"][0](args)
+    print(f"bench: merchant webhook delivery latency and calls, {args.webhook_payouts} payouts …", flush=True)
+    results["webhook_delivery"] = PIECES["webhook_delivery"][0](args)
     print("bench: GET /payouts with 100 and 50,000 items in the table …", flush=True)
-    results["table_growth"] = table_growth.measure(50_000, max(30, args.requests // 4))
+    results["table_growth"] = PIECES["table_growth"][0](args)
     results["sync"] = {}
     sizes = [(1000, 100), (1000, 500)] + ([(args.large_sync, 100), (args.large_sync, 500)] if args.large_sync else [])
     for transactions, page_size in sizes:

@@ -4,14 +4,16 @@ Signs a user in through the sandbox identity provider; creates payouts (one retr
 same key, a concurrent burst, a concurrent duplicate); watches them reach ``paid`` / ``failed``
 through the sandbox's signed webhooks with a live progress line; sends forged and replayed
 webhooks; links a sandbox bank and syncs it twice; injects faults (429s, 5xx, timeouts, a
-mid-pagination mutation) and shows they were absorbed; prints a summary table and exits non-zero
-if any invariant failed.
+mid-pagination mutation) and shows they were absorbed; registers a merchant webhook endpoint on a
+loopback receiver first and shows each signed event arriving there (verified with the official
+``standardwebhooks`` library); prints a summary table and exits non-zero if any invariant failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -25,14 +27,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from devstack.running import RunningStack
 from scenarios import bank, payouts
-from scenarios.signin import sign_in
-from scenarios.waiting import TimedOut
+from scenarios.receiver import Recorder, delivered_events, every_event_delivered
+from scenarios.signin import sign_in_patiently
+from scenarios.waiting import TimedOut, wait_for
 
 ORDER = ("pending", "submitted", "processing", "paid", "failed")
 FINAL = payouts.FINAL
+# Merchant webhook retries compressed for the demo (a template parameter): 1 s, 2 s, then 5 s.
+STACK_PARAMETERS = "WebhookRetrySchedule=0,1,2,5"
 
 
 class Story:
@@ -104,12 +110,56 @@ def forged_webhooks(api: httpx.Client, count: int) -> int:
     return accepted
 
 
-def run(stack: RunningStack, story: Story, burst: int) -> dict[str, Any]:
+class MerchantEvents:
+    """What the merchant's loopback receiver got: one line per request as it arrives (event type,
+    payout, attempt as the receiver counts it, signature verified with the ``standardwebhooks``
+    library against the endpoint's secret, the answer it gave)."""
+
+    def __init__(self, receiver: Recorder) -> None:
+        self.receiver = receiver
+        self.secret = ""
+        self.shown = 0
+        self.attempts: Counter[str] = Counter()
+        self.verified = 0
+        self.unverified: list[str] = []
+
+    def show_new(self) -> None:
+        for post in self.receiver.posts()[self.shown :]:
+            if "answered_at" not in post:  # still being answered
+                break
+            self.shown += 1
+            event = json.loads(post["body"])
+            self.attempts[event["id"]] += 1
+            try:
+                Webhook(self.secret).verify(post["body"], post["headers"])
+                self.verified += 1
+                signature = "signature ✓"
+            except WebhookVerificationError as error:
+                self.unverified.append(f"{event['id']}: {error}")
+                signature = f"signature ✗ ({error})"
+            about = event["data"]["object"].get("id") or event["data"]["object"].get("connection_id", "")
+            print(
+                f"  ← {event['type']:<24} {about}  attempt {self.attempts[event['id']]}  {signature}  answered {post['status']}", flush=True
+            )
+
+    def wait_for_payouts(self, ids: set[str], timeout: float) -> bool:
+        """Show events as they arrive until every event of every payout in ``ids`` was answered 2xx."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.show_new()
+            if every_event_delivered(self.receiver.posts(), ids):
+                self.show_new()
+                return True
+            time.sleep(0.2)
+        return False
+
+
+def run(stack: RunningStack, story: Story, burst: int, hooks: MerchantEvents) -> dict[str, Any]:
     api = httpx.Client(base_url=stack.api_url, timeout=60)
     summary: dict[str, Any] = {}
 
     story.step("Sign in through the sandbox identity provider (OpenID Connect, PKCE)")
-    auth = {"Authorization": f"Bearer {sign_in(api, 'ada@example.com')}"}
+    auth = {"Authorization": f"Bearer {sign_in_patiently(api, 'ada@example.com')}"}
     me = api.get("/auth/me", headers=auth).json()
     story.check(me["email"] == "ada@example.com", f"signed in as {me['name']} <{me['email']}>")
 
@@ -127,6 +177,17 @@ def run(stack: RunningStack, story: Story, burst: int) -> dict[str, Any]:
         f"a payout of R{(funded + 1) / 100:,.2f} is refused: {too_much.status_code} insufficient funds, "
         f"R{too_much.json().get('available_decimal')} available",
     )
+
+    story.step("Register a merchant webhook endpoint for every event type, on a loopback receiver")
+    endpoint = api.post(
+        "/webhook-endpoints", json={"url": f"{hooks.receiver.url}/payrail-events", "description": "the demo's receiver"}, headers=auth
+    )
+    story.check(
+        endpoint.status_code == 201, f"{endpoint.status_code}: endpoint {endpoint.json().get('id')} → {hooks.receiver.url}/payrail-events"
+    )
+    hooks.secret = endpoint.json().get("secret", "")
+    story.check(hooks.secret.startswith("whsec_"), "its signing secret is shown once, in this answer (whsec_…)")
+    hooks.receiver.codes = [503]  # the receiver refuses the first delivery: it comes again on the retry schedule
 
     story.step("Create a payout, then retry it with the same Idempotency-Key")
     key = str(uuid.uuid4())
@@ -157,6 +218,9 @@ def run(stack: RunningStack, story: Story, burst: int) -> dict[str, Any]:
     story.step("Watch them settle through the provider's signed webhooks")
     final = watch_progress(story, api, auth, ids, timeout=120)
     story.check(len(final) == len(ids) and set(final.values()) <= FINAL, f"all {len(ids)} payouts reached paid or failed")
+
+    story.step("Merchant webhooks: each signed event at the receiver as it arrives (verified with standardwebhooks)")
+    story.check(hooks.wait_for_payouts(ids, timeout=120), f"every state change of the {len(ids)} payouts was delivered, one event each")
 
     story.step("Redeliver every webhook event again, and send forged ones")
     delivered = 0
@@ -215,6 +279,34 @@ def run(stack: RunningStack, story: Story, burst: int) -> dict[str, Any]:
         f" + R{balance['available_decimal']} available",
     )
 
+    story.step("Merchant webhooks: the events since (payouts under faults, the bank syncs)")
+    story.check(hooks.wait_for_payouts(ids, timeout=120), f"every state change of all {len(ids)} payouts was delivered")
+
+    def synced() -> bool:
+        hooks.show_new()
+        return sum(entry["event"]["type"] == "bank_connection.synced" for entry in delivered_events(hooks.receiver.posts())) >= 3
+
+    story.check(bool(wait_for(synced, timeout=60)), "the three bank syncs were delivered as bank_connection.synced")
+    hooks.show_new()
+    events = delivered_events(hooks.receiver.posts())
+    story.check(bool(events), f"{len(events)} events delivered to the receiver in {hooks.shown} requests")
+    story.check(not hooks.unverified, f"{hooks.verified} of {hooks.shown} signatures verified {hooks.unverified or ''}".rstrip())
+    seen = {(event_id, attempt) for event_id, count in hooks.attempts.items() for attempt in range(1, count + 1)}
+    listed: set[tuple[str, int]] = set()
+
+    def same() -> bool:  # the worker records an attempt just after the receiver answered it
+        nonlocal listed
+        listed = _attempts_listed(api, auth, endpoint.json()["id"])
+        return listed == seen
+
+    with contextlib.suppress(TimedOut):
+        wait_for(same, timeout=20, interval=1)
+    story.check(
+        listed == seen,
+        f"the endpoint's deliveries list shows the {len(listed)} attempts the receiver saw"
+        + (f" (listed only: {sorted(listed - seen)[:3]}, received only: {sorted(seen - listed)[:3]})" if listed != seen else ""),
+    )
+
     denied = stack.denied_calls()
     story.check(not denied, f"{sum(denied.values())} AWS calls refused by the functions' IAM roles {denied or ''}".rstrip())
 
@@ -228,8 +320,24 @@ def run(stack: RunningStack, story: Story, burst: int) -> dict[str, Any]:
         forged_sent=20,
         forged_accepted=forged_accepted,
         syncs=[(s["inserted"], s["updated"], s["removed"], s["written"], s["pages"]) for s in (first_sync, second_sync, faulted)],
+        merchant_events=dict(Counter(entry["event"]["type"] for entry in events)),
+        merchant_requests=hooks.shown,
+        merchant_verified=hooks.verified,
     )
     return summary
+
+
+def _attempts_listed(api: httpx.Client, auth: dict[str, str], endpoint_id: str) -> set[tuple[str, int]]:
+    """(event id, attempt) of every attempt ``GET /webhook-endpoints/{id}/deliveries`` lists."""
+    listed: set[tuple[str, int]] = set()
+    cursor: str | None = None
+    while True:
+        params: dict[str, str | int] = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+        page = api.get(f"/webhook-endpoints/{endpoint_id}/deliveries", params=params, headers=auth).json()
+        listed |= {(item["event_id"], item["attempt"]) for item in page["items"]}
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return listed
 
 
 def print_summary(story: Story, summary: dict[str, Any], stack: RunningStack) -> None:
@@ -244,6 +352,11 @@ def print_summary(story: Story, summary: dict[str, Any], stack: RunningStack) ->
         ("forged webhooks accepted", f"{summary.get('forged_accepted', '?')} of {summary.get('forged_sent', '?')}"),
         ("provider-side duplicates", str(summary.get("provider_duplicates", "?"))),
         ("bank syncs (ins/upd/rem/written/pages)", "; ".join("/".join(map(str, s)) for s in summary.get("syncs", []))),
+        (
+            "merchant events delivered (by type)",
+            ", ".join(f"{count} {kind}" for kind, count in sorted(summary.get("merchant_events", {}).items())) or "none",
+        ),
+        ("merchant signatures verified", f"{summary.get('merchant_verified', '?')} of {summary.get('merchant_requests', '?')} requests"),
         ("AWS calls refused by IAM", str(summary.get("iam_denied", "?"))),
         ("time taken", f"{time.monotonic() - story.started:.1f} s"),
         ("invariants", "all held" if not story.failures else f"{len(story.failures)} FAILED"),
@@ -261,15 +374,17 @@ def main() -> int:
     args = parser.parse_args()
     story = Story()
     print("Starting a fresh local stack (moto, every function of template.yaml)…", flush=True)
-    stack = RunningStack(Path(tempfile.mkdtemp(prefix="payrail-demo-")))
+    stack = RunningStack(Path(tempfile.mkdtemp(prefix="payrail-demo-")), parameters=STACK_PARAMETERS)
+    receiver = Recorder()
     summary: dict[str, Any] = {}
     try:
         print(f"  API {stack.api_url} · docs {stack.api_url}/docs · log {stack.log_path}")
-        summary = run(stack, story, args.burst)
+        summary = run(stack, story, args.burst, MerchantEvents(receiver))
     except (TimedOut, AssertionError, httpx.HTTPError) as error:
         story.check(False, f"the demo could not go on: {error}")
     finally:
         print_summary(story, summary, stack)
+        receiver.stop()
         stack.stop()
     return 1 if story.failures else 0
 

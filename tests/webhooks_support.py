@@ -20,6 +20,7 @@ from typing import Any
 from payrail.db import keys
 from payrail.webhooks.signatures import sign_jwt, sign_standard
 
+from scenarios.receiver import Recorder as Recorder  # the tests' loopback receiver
 from tests.support import Resources, load_event
 
 
@@ -202,55 +203,3 @@ def http_request(method: str, path: str, body: Any = None, headers: dict[str, st
     event["headers"] = {"content-type": "application/json", "host": "127.0.0.1:3000", **(headers or {})}
     event["body"] = None if body is None else json.dumps(body)
     return event
-
-
-class Recorder:
-    """An HTTP server on 127.0.0.1 that records every request and answers from a script:
-    ``answers`` maps a path's last segment to (status, body); ``codes`` is a queue of status
-    codes for POSTs (then 202)."""
-
-    def __init__(self) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        from devstack.stack import free_port
-
-        self.answers: dict[str, tuple[int, dict[str, Any]]] = {}
-        self.codes: list[int] = []
-        self.requests: list[dict[str, Any]] = []
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self, status: int, body: dict[str, Any]) -> None:
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def do_GET(self) -> None:
-                recorder.requests.append({"method": "GET", "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}})
-                self._answer(*recorder.answers.get(self.path.rsplit("/", 1)[-1], (404, {"title": "not found"})))
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                recorder.requests.append(
-                    {"method": "POST", "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
-                )
-                self._answer(recorder.codes.pop(0) if recorder.codes else 202, {})
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def posts(self) -> list[dict[str, Any]]:
-        return [r for r in self.requests if r["method"] == "POST"]
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
