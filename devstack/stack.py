@@ -22,11 +22,13 @@ from moto.server import ThreadedMotoServer
 
 from devstack import iam
 from devstack.chaos import Chaos
-from devstack.events import Schedule, SqsPoller
+from devstack.events import Schedule, SqsMappingError, SqsPoller
 from devstack.functions import FunctionPool, InvocationError
 from devstack.gateway import Gateway, HttpResponse, Router, routes_from
 from devstack.iam import Identity, write_usage
 from devstack.moto_dynamodb import adapt_moto_dynamodb
+from devstack.moto_overheads import trim_moto_overheads
+from devstack.moto_sqs import adapt_moto_sqs, release_long_polls
 from devstack.policies import identities
 from devstack.resources import Physical, Provisioner, local_client
 from devstack.streams import DynamoDBStreamPoller, StreamMapping, StreamMappingError
@@ -162,6 +164,8 @@ class LocalStack:
         self.template = Template(self.template_path, self.parameters, self.stack_name)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's own request log
         adapt_moto_dynamodb()
+        trim_moto_overheads()
+        adapt_moto_sqs()
         self._moto = ThreadedMotoServer(ip_address=self.host, port=self.moto_port, verbose=False)
         self._moto.start()
         try:
@@ -199,7 +203,7 @@ class LocalStack:
             return {}
         assert self.template is not None
         self.identities = identities(self.template)
-        iam.install()  # the stream pollers read with their function's role, in this process
+        iam.install()  # the event source mappings poll with their function's role, in this process
         self._identity_dir = tempfile.TemporaryDirectory(prefix="devstack-iam-")
         files = {}
         for logical_id, identity in self.identities.items():
@@ -225,10 +229,11 @@ class LocalStack:
             for name, pool in self.pools.items()
             if name in identities
         ]
-        # What the stream pollers did with the functions' roles, in this process.
+        # What the event source mappings (SQS and stream pollers) did with the functions' roles, in this process.
         records += [
             {"source": identities[name].source, "function": name, **iam.LEDGERS.get(identities[name]).drain()}
-            for name in sorted({poller.function for poller in self.stream_pollers})
+            for name in sorted({p.function for p in self.pollers} | {p.function for p in self.stream_pollers})
+            if name in identities
         ]
         write_usage(Path(folder), "stack", records)
 
@@ -253,8 +258,9 @@ class LocalStack:
                 # Lambda polls an SQS queue with five concurrent pollers (or the mapping's
                 # ScalingConfig.MaximumConcurrency); one would serialise every batch.
                 concurrency = int((properties.get("ScalingConfig") or {}).get("MaximumConcurrency", LAMBDA_SQS_POLLERS))
-                for _ in range(concurrency):
-                    poller = SqsPoller(
+                listening = threading.Lock()  # the mapping's pollers take turns to wait on an empty queue
+                mapping = [
+                    SqsPoller(
                         sqs,
                         logical_id,
                         self.provisioner.queue_url_for_arn(queue_arn),
@@ -264,9 +270,18 @@ class LocalStack:
                         self.log,
                         self.stop_event,
                         self.chaos,
+                        identity=self.identities.get(logical_id),
+                        listening=listening,
                     )
-                    self.pollers.append(poller)
-                    if self.run_pollers:
+                    for _ in range(concurrency)
+                ]
+                try:
+                    mapping[0].check_role()
+                except SqsMappingError as error:
+                    raise StackError(str(error)) from error
+                self.pollers += mapping
+                if self.run_pollers:
+                    for poller in mapping:
                         poller.start()
             for properties in spec.events_of("DynamoDB").values():
                 self._stream_poller(logical_id, properties)
@@ -301,6 +316,7 @@ class LocalStack:
 
     def stop(self) -> None:
         self.stop_event.set()
+        release_long_polls()  # the SQS pollers' pending receives answer now, not in up to 20 s
         if self._gateway:
             self._gateway.shutdown()
             self._gateway.server_close()
