@@ -153,6 +153,7 @@ class LocalStack:
         self.functions: dict[str, FunctionSpec] = {}
         self._moto: ThreadedMotoServer | None = None
         self._gateway: Gateway | None = None
+        self._serving: threading.Thread | None = None
         self.template: Template | None = None
         self.provisioner: Provisioner | None = None
 
@@ -189,9 +190,12 @@ class LocalStack:
                 self._gateway = Gateway(
                     (self.host, self.api_port), Router(routes_from(self.functions)), self.invoke, self.log, self._control
                 )
-                threading.Thread(target=self._gateway.serve_forever, daemon=True, name="gateway").start()
             self._start_event_sources()
             self._write_state()
+            # Served last: a stack that answers /health has its event sources and its state file.
+            if self._gateway is not None:
+                self._serving = threading.Thread(target=self._gateway.serve_forever, daemon=True, name="gateway")
+                self._serving.start()
         except BaseException:
             self.stop()
             raise
@@ -318,7 +322,9 @@ class LocalStack:
         self.stop_event.set()
         release_long_polls()  # the SQS pollers' pending receives answer now, not in up to 20 s
         if self._gateway:
-            self._gateway.shutdown()
+            if self._serving is not None:  # shutdown() waits for a serve_forever that must have begun
+                self._gateway.shutdown()
+                self._serving = None
             self._gateway.server_close()
             self._gateway = None
         for poller in [*self.pollers, *self.stream_pollers]:
