@@ -8,10 +8,11 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from devstack import iam
 from devstack.chaos import Chaos
 from devstack.template import ACCOUNT_ID, REGION, TemplateError
 
@@ -20,6 +21,10 @@ Log = Callable[[str], None]
 
 _RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+LONG_POLL_SECONDS = 20  # Lambda's pollers long-poll, ReceiveMessage's longest wait
+# What Lambda's CreateEventSourceMapping requires of the execution role on an SQS queue:
+# https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html#events-sqs-permissions
+POLL_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 
 
 def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
@@ -56,6 +61,10 @@ def _send_attributes(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class SqsMappingError(Exception):
+    """The event source mapping cannot be created (as CreateEventSourceMapping would refuse it)."""
+
+
 class SqsPoller(threading.Thread):
     """Lambda's SQS event source mapping: receive a batch, invoke, delete what succeeded.
 
@@ -63,6 +72,17 @@ class SqsPoller(threading.Thread):
     queue; without it, or when the invocation fails, the whole batch does. What stays becomes
     visible again after the queue's visibility timeout, and the queue's redrive policy moves a
     message to its dead-letter queue after ``maxReceiveCount`` receives.
+
+    The mapping reads and deletes with the function's execution role, as Lambda does: creating it
+    checks that the role may receive, delete and read the queue's attributes there (what
+    CreateEventSourceMapping checks), and every call is authorised against the role
+    (devstack.iam), so a role that cannot poll its queue fails here as on AWS.
+
+    A mapping runs several pollers (``listening`` is shared by them). Like Lambda's, they long-poll
+    (``WaitTimeSeconds`` 20), and only one of them at a time waits on an empty queue: a poller
+    whose last receive found messages receives again at once; one that found none waits for its
+    turn to listen. So an idle mapping costs one pending request, and a burst still reaches every
+    poller within milliseconds (each listener hands the turn on as soon as its receive answers).
     """
 
     def __init__(
@@ -76,7 +96,12 @@ class SqsPoller(threading.Thread):
         log: Log,
         stop: threading.Event,
         chaos: Chaos | None = None,
+        identity: iam.Identity | None = None,
+        listening: threading.Lock | None = None,
     ) -> None:
+        """``identity``: the function's role, which polls the queue (None: nothing is authorised,
+        as with ``--no-iam``); ``listening``: the turn to wait on an empty queue, shared by the
+        mapping's pollers (None: this poller's own)."""
         super().__init__(daemon=True, name=f"sqs:{function}")
         self.sqs = sqs
         self.function = function
@@ -89,27 +114,59 @@ class SqsPoller(threading.Thread):
         self.log = log
         self.stop_event = stop
         self.chaos = chaos or Chaos()
+        self.identity = identity
+        self.listening = listening or threading.Lock()
 
-    def _receive(self) -> list[dict[str, Any]]:
+    # ---------------------------------------------------------------- the mapping's creation
+    def check_role(self) -> None:
+        """What CreateEventSourceMapping checks of the execution role (its refusal's wording), then
+        the queue's own ARN read with the role, as Lambda reads the queue's attributes: a mapping
+        on a queue that is not there fails here."""
+        if self.identity is not None:
+            for action in POLL_ACTIONS:
+                if not iam.evaluate(self.identity.policies, iam.Request(action, self.queue_arn)).allowed:
+                    raise SqsMappingError(
+                        f"{self.function}: the provided execution role does not have permissions to call"
+                        f" {action.split(':', 1)[1]} on SQS ({self.queue_arn})"
+                    )
+        with self._as_role():
+            attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]
+        if attributes.get("QueueArn") != self.queue_arn:
+            raise SqsMappingError(f"{self.function}: {self.queue_url} is {attributes.get('QueueArn')}, not the mapping's {self.queue_arn}")
+
+    @contextlib.contextmanager
+    def _as_role(self) -> Iterator[None]:
+        if self.identity is None:
+            yield
+            return
+        with iam.acting_as(self.identity):
+            yield
+
+    # ---------------------------------------------------------------- polling
+    def _receive(self, wait: int) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
         deadline = time.monotonic() + self.window
-        while len(messages) < self.batch_size and not self.stop_event.is_set():
-            wait = 1 if not messages else 0
-            answer = self.sqs.receive_message(
-                QueueUrl=self.queue_url,
-                MaxNumberOfMessages=min(10, self.batch_size - len(messages)),
-                WaitTimeSeconds=wait,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            )
-            received = answer.get("Messages", [])
-            messages += received
-            if not received or time.monotonic() >= deadline:
-                break
+        with self._as_role():
+            while len(messages) < self.batch_size and not self.stop_event.is_set():
+                answer = self.sqs.receive_message(
+                    QueueUrl=self.queue_url,
+                    MaxNumberOfMessages=min(10, self.batch_size - len(messages)),
+                    WaitTimeSeconds=wait if not messages else 0,
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                )
+                received = answer.get("Messages", [])
+                messages += received
+                if not received or time.monotonic() >= deadline:
+                    break
         return messages
 
-    def poll_once(self) -> int:
-        messages = self._receive()
+    def poll_once(self, wait: int = 1) -> int:
+        """Receive one batch (waiting up to ``wait`` seconds for its first message), invoke the
+        function with it, delete what succeeded; the records delivered."""
+        return self._deliver(self._receive(wait))
+
+    def _deliver(self, messages: list[dict[str, Any]]) -> int:
         if not messages:
             return 0
         started = time.perf_counter()
@@ -131,11 +188,13 @@ class SqsPoller(threading.Thread):
             keep = {r["messageId"] for r in records}
             outcome = f"invocation failed ({error})"
         done = [r for r in records if r["messageId"] not in keep]
-        for start in range(0, len(done), 10):
-            chunk = done[start : start + 10]
-            self.sqs.delete_message_batch(
-                QueueUrl=self.queue_url, Entries=[{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(chunk)]
-            )
+        with self._as_role():
+            for start in range(0, len(done), 10):
+                chunk = done[start : start + 10]
+                self.sqs.delete_message_batch(
+                    QueueUrl=self.queue_url, Entries=[{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(chunk)]
+                )
+        # A reliability run's injected duplicate is the fault's, not the function's role's.
         for record in done:
             if self.chaos.duplicate():
                 self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=record["body"], MessageAttributes=_send_attributes(record))
@@ -144,13 +203,23 @@ class SqsPoller(threading.Thread):
         return len(records)
 
     def run(self) -> None:
+        found = False  # whether the last receive found messages (then there may be more)
         while not self.stop_event.is_set():
             try:
-                self.poll_once()
-            except Exception as error:  # moto going away at shutdown, mostly
+                if found:
+                    messages = self._receive(0)
+                else:
+                    with self.listening:
+                        if self.stop_event.is_set():
+                            break
+                        messages = self._receive(LONG_POLL_SECONDS)
+                found = bool(messages)
+                self._deliver(messages)
+            except Exception as error:  # a refused call, or moto going away at shutdown
+                found = False
                 if not self.stop_event.is_set():
                     self.log(f"SQS poller for {self.function} failed: {error}")
-                    time.sleep(1)
+                    self.stop_event.wait(1)
 
 
 def schedule_interval(expression: str) -> float:

@@ -22,11 +22,13 @@ from moto.server import ThreadedMotoServer
 
 from devstack import iam
 from devstack.chaos import Chaos
-from devstack.events import Schedule, SqsPoller
+from devstack.events import Schedule, SqsMappingError, SqsPoller
 from devstack.functions import FunctionPool, InvocationError
 from devstack.gateway import Gateway, HttpResponse, Router, routes_from
 from devstack.iam import Identity, write_usage
 from devstack.moto_dynamodb import adapt_moto_dynamodb
+from devstack.moto_overheads import trim_moto_overheads
+from devstack.moto_sqs import adapt_moto_sqs, release_long_polls
 from devstack.policies import identities
 from devstack.resources import Physical, Provisioner, local_client
 from devstack.streams import DynamoDBStreamPoller, StreamMapping, StreamMappingError
@@ -151,6 +153,7 @@ class LocalStack:
         self.functions: dict[str, FunctionSpec] = {}
         self._moto: ThreadedMotoServer | None = None
         self._gateway: Gateway | None = None
+        self._serving: threading.Thread | None = None
         self.template: Template | None = None
         self.provisioner: Provisioner | None = None
 
@@ -162,6 +165,8 @@ class LocalStack:
         self.template = Template(self.template_path, self.parameters, self.stack_name)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's own request log
         adapt_moto_dynamodb()
+        trim_moto_overheads()
+        adapt_moto_sqs()
         self._moto = ThreadedMotoServer(ip_address=self.host, port=self.moto_port, verbose=False)
         self._moto.start()
         try:
@@ -185,9 +190,12 @@ class LocalStack:
                 self._gateway = Gateway(
                     (self.host, self.api_port), Router(routes_from(self.functions)), self.invoke, self.log, self._control
                 )
-                threading.Thread(target=self._gateway.serve_forever, daemon=True, name="gateway").start()
             self._start_event_sources()
             self._write_state()
+            # Served last: a stack that answers /health has its event sources and its state file.
+            if self._gateway is not None:
+                self._serving = threading.Thread(target=self._gateway.serve_forever, daemon=True, name="gateway")
+                self._serving.start()
         except BaseException:
             self.stop()
             raise
@@ -199,7 +207,7 @@ class LocalStack:
             return {}
         assert self.template is not None
         self.identities = identities(self.template)
-        iam.install()  # the stream pollers read with their function's role, in this process
+        iam.install()  # the event source mappings poll with their function's role, in this process
         self._identity_dir = tempfile.TemporaryDirectory(prefix="devstack-iam-")
         files = {}
         for logical_id, identity in self.identities.items():
@@ -225,10 +233,11 @@ class LocalStack:
             for name, pool in self.pools.items()
             if name in identities
         ]
-        # What the stream pollers did with the functions' roles, in this process.
+        # What the event source mappings (SQS and stream pollers) did with the functions' roles, in this process.
         records += [
             {"source": identities[name].source, "function": name, **iam.LEDGERS.get(identities[name]).drain()}
-            for name in sorted({poller.function for poller in self.stream_pollers})
+            for name in sorted({p.function for p in self.pollers} | {p.function for p in self.stream_pollers})
+            if name in identities
         ]
         write_usage(Path(folder), "stack", records)
 
@@ -253,8 +262,9 @@ class LocalStack:
                 # Lambda polls an SQS queue with five concurrent pollers (or the mapping's
                 # ScalingConfig.MaximumConcurrency); one would serialise every batch.
                 concurrency = int((properties.get("ScalingConfig") or {}).get("MaximumConcurrency", LAMBDA_SQS_POLLERS))
-                for _ in range(concurrency):
-                    poller = SqsPoller(
+                listening = threading.Lock()  # the mapping's pollers take turns to wait on an empty queue
+                mapping = [
+                    SqsPoller(
                         sqs,
                         logical_id,
                         self.provisioner.queue_url_for_arn(queue_arn),
@@ -264,9 +274,18 @@ class LocalStack:
                         self.log,
                         self.stop_event,
                         self.chaos,
+                        identity=self.identities.get(logical_id),
+                        listening=listening,
                     )
-                    self.pollers.append(poller)
-                    if self.run_pollers:
+                    for _ in range(concurrency)
+                ]
+                try:
+                    mapping[0].check_role()
+                except SqsMappingError as error:
+                    raise StackError(str(error)) from error
+                self.pollers += mapping
+                if self.run_pollers:
+                    for poller in mapping:
                         poller.start()
             for properties in spec.events_of("DynamoDB").values():
                 self._stream_poller(logical_id, properties)
@@ -301,8 +320,11 @@ class LocalStack:
 
     def stop(self) -> None:
         self.stop_event.set()
+        release_long_polls()  # the SQS pollers' pending receives answer now, not in up to 20 s
         if self._gateway:
-            self._gateway.shutdown()
+            if self._serving is not None:  # shutdown() waits for a serve_forever that must have begun
+                self._gateway.shutdown()
+                self._serving = None
             self._gateway.server_close()
             self._gateway = None
         for poller in [*self.pollers, *self.stream_pollers]:

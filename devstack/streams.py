@@ -25,7 +25,10 @@ records; sequence numbers are consecutive; no records expire (no 24-hour trim), 
 ``MaximumRecordAgeInSeconds``, ``ParallelizationFactor``, ``TumblingWindowInSeconds`` and the
 6 MB payload limit are not applied. A write wakes the poller at once (see
 ``devstack.moto_dynamodb.wait_for_stream_records``), so a record reaches the function within
-milliseconds; Lambda polls each shard four times a second, which the poller also does when idle.
+milliseconds. Lambda polls each shard four times a second; here every record appended is seen
+the moment it is, so an idle poller reads the stream again only every ``IDLE_POLL_SECONDS``, in
+case something reached moto's shard without passing the notification (each read is an HTTP call
+to moto and an IAM decision; four a second, per mapping, kept an idle stack busy).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from devstack.template import TemplateError
 Invoke = Callable[..., Any]
 Log = Callable[[str], None]
 
-IDLE_POLL_SECONDS = 0.25  # Lambda's GetRecords rate per shard: four a second
+IDLE_POLL_SECONDS = 5.0  # an idle shard's reads; a write wakes the poller at once
 STOP_CHECK_SECONDS = 0.1
 RETRY_DELAY_SECONDS = (0.05, 0.1, 0.2, 0.5, 1.0)  # between attempts at a failing batch
 READ_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams")

@@ -10,6 +10,7 @@ from moto.server import ThreadedMotoServer
 
 from devstack import iam
 from devstack.moto_dynamodb import adapt_moto_dynamodb
+from devstack.moto_overheads import trim_moto_overheads
 from devstack.stack import free_port
 from tests.support import Resources, function_environment_of, load_function
 
@@ -34,6 +35,7 @@ def moto_endpoint() -> Iterator[str]:
     """One moto server for the whole run; every test that uses it starts from a reset."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     adapt_moto_dynamodb()
+    trim_moto_overheads()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
+from botocore.exceptions import ClientError
 
 from devstack.chaos import Chaos
-from devstack.events import Schedule, SqsPoller
+from devstack.events import LONG_POLL_SECONDS, Schedule, SqsMappingError, SqsPoller
 from devstack.functions import LOCAL_VARIABLES, RUNTIME_VARIABLES
-from devstack.stack import LocalStack, free_port, port_is_free
+from devstack.moto_sqs import release_long_polls
+from devstack.stack import LocalStack, StackError, free_port, port_is_free
+from devstack.template import load_yaml
 from tests.support import ROOT, wait_for
 
 FIXTURE = ROOT / "tests/fixtures/runtime/template.yaml"
@@ -237,6 +244,143 @@ def test_a_killed_invocation_keeps_its_message_for_a_retry(stack: LocalStack) ->
     assert _deliveries(stack, "crash-1") == 0
     # Then the message was not deleted: after its visibility timeout a healthy poller delivers it
     assert wait_for(lambda: template_poller.poll_once() >= 0 and _deliveries(stack, "crash-1"), timeout=20) == 1
+
+
+def _consumer_poller(stack: LocalStack, **changes: Any) -> SqsPoller:
+    """A poller of the consumer's mapping, like the stack's own, with ``changes`` (keyword arguments)."""
+    template = next(p for p in stack.pollers if p.function == "ConsumerFunction")
+    arguments: dict[str, Any] = {
+        "chaos": None,
+        "identity": template.identity,
+        "listening": None,
+    } | changes
+    return SqsPoller(
+        stack.client("sqs"),
+        "ConsumerFunction",
+        template.queue_url,
+        template.queue_arn,
+        {"BatchSize": 5, "FunctionResponseTypes": ["ReportBatchItemFailures"]},
+        arguments.pop("invoke", stack.invoke),
+        lambda _: None,
+        arguments.pop("stop", threading.Event()),
+        **arguments,
+    )
+
+
+def _denying(stack: LocalStack, action: str) -> Any:
+    """The consumer's role with an explicit deny of ``action`` on its queue."""
+    identity = stack.identities["ConsumerFunction"]
+    queue_arn = next(p for p in stack.pollers if p.function == "ConsumerFunction").queue_arn
+    deny = {"Statement": [{"Effect": "Deny", "Action": action, "Resource": queue_arn}]}
+    return dataclasses.replace(identity, policies=[*identity.policies, {"name": "deny", "document": deny, "managed": False}])
+
+
+@pytest.mark.parametrize("action", ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"])
+def test_a_role_that_cannot_poll_its_queue_cannot_have_the_event_source(stack: LocalStack, action: str) -> None:
+    # Given the consumer's role, which SAM's AWSLambdaSQSQueueExecutionRole lets poll its queue
+    assert next(p for p in stack.pollers if p.function == "ConsumerFunction").identity == stack.identities["ConsumerFunction"]
+    _consumer_poller(stack).check_role()
+    # When one of the three actions Lambda needs on the queue is denied, creating the mapping fails
+    with pytest.raises(SqsMappingError, match=rf"does not have permissions to call {action.split(':')[1]} on SQS"):
+        _consumer_poller(stack, identity=_denying(stack, action)).check_role()
+
+
+def test_a_stack_whose_role_cannot_poll_its_queue_does_not_start(tmp_path: Path) -> None:
+    # Given a copy of the runtime template whose consumer may not receive from its queue
+    shutil.copytree(FIXTURE.parent, tmp_path / "runtime")
+    document = load_yaml(FIXTURE)
+    deny = {"Effect": "Deny", "Action": "sqs:ReceiveMessage", "Resource": {"Fn::GetAtt": ["WorkQueue", "Arn"]}}
+    document["Resources"]["ConsumerFunction"]["Properties"]["Policies"].append({"Statement": [deny]})
+    variant = tmp_path / "runtime/template.yaml"
+    variant.write_text(yaml.safe_dump(document))  # load_yaml gave the intrinsics their long form
+    local = LocalStack(
+        variant,
+        api_port=free_port(),
+        moto_port=free_port(),
+        schedules=False,
+        pollers=False,
+        log=lambda _: None,
+        stack_name="runtime-no-poll",
+    )
+    # Then it refuses to start, naming the function and what its role lacks
+    with pytest.raises(StackError, match=r"ConsumerFunction: the provided execution role does not have permissions to call ReceiveMessage"):
+        local.start()
+
+
+def test_every_receive_and_delete_is_authorised_against_the_functions_role(stack: LocalStack) -> None:
+    sqs = stack.client("sqs")
+    queue = stack.physical("WorkQueue")
+    invoked: list[Any] = []
+    # Given a poller whose role may not receive from the queue
+    sqs.send_message(QueueUrl=queue, MessageBody="denied-receive")
+    refused = _consumer_poller(stack, identity=_denying(stack, "sqs:ReceiveMessage"), invoke=lambda *a, **_: invoked.append(a))
+    # When it polls, the receive fails as on AWS, the function is never invoked and the message stays
+    with pytest.raises(ClientError) as denied:
+        refused.poll_once()
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "sqs:ReceiveMessage" in str(denied.value)
+    assert invoked == []
+    # And a poller whose role may receive but not delete delivers, then fails to delete: the
+    # message comes back after the visibility timeout (2 s) and is delivered again
+    undeleting = _consumer_poller(stack, identity=_denying(stack, "sqs:DeleteMessage"))
+    with pytest.raises(ClientError, match="sqs:DeleteMessage"):
+        wait_for(lambda: undeleting.poll_once(wait=2) or None, timeout=20)
+    assert _deliveries(stack, "denied-receive") == 1
+    template = next(p for p in stack.pollers if p.function == "ConsumerFunction")
+    assert wait_for(lambda: template.poll_once(wait=2) >= 0 and _deliveries(stack, "denied-receive") == 2, timeout=20)
+
+
+def test_an_idle_mapping_waits_in_one_long_poll_delivers_at_once_and_stops_with_its_stack(stack: LocalStack) -> None:
+    # Given a mapping of three running pollers sharing the turn to listen, over a counting client,
+    # and a warm consumer (a cold start could outlast the queue's 2 s visibility timeout)
+    sqs = stack.client("sqs")
+    queue = stack.physical("WorkQueue")
+    stack.invoke("ConsumerFunction", {"Records": []})
+    receives: list[int] = []
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(sqs, name)
+
+        def receive_message(self, **arguments: Any) -> Any:
+            receives.append(arguments["WaitTimeSeconds"])
+            return sqs.receive_message(**arguments)
+
+    stop = threading.Event()
+    listening = threading.Lock()
+    invoked: list[float] = []
+    finished: list[float] = []
+
+    def timed_invoke(function: str, event: dict[str, Any]) -> Any:
+        invoked.append(time.perf_counter())
+        try:
+            return stack.invoke(function, event)
+        finally:
+            finished.append(time.perf_counter())
+
+    pollers = [_consumer_poller(stack, stop=stop, listening=listening, invoke=timed_invoke) for _ in range(3)]
+    for poller in pollers:
+        poller.sqs = Counting()
+        poller.start()
+    try:
+        # When the queue stays empty for a while, one long poll is all the mapping sends
+        time.sleep(1.5)
+        assert receives == [LONG_POLL_SECONDS]
+        # And a message sent is delivered at once, not at the end of the long poll
+        sent = time.perf_counter()
+        sqs.send_message(QueueUrl=queue, MessageBody="woken")
+        wait_for(lambda: _deliveries(stack, "woken") and len(finished) == len(invoked), timeout=20)
+        assert invoked[0] - sent < 1.0
+        time.sleep(0.5)  # the poller that delivered deletes, finds the queue empty, and waits its turn
+    finally:
+        # Then stopping releases the long poll in progress: every poller ends at once
+        stopping = time.perf_counter()
+        stop.set()
+        release_long_polls()
+        for poller in pollers:
+            poller.join(timeout=10)
+    assert not any(poller.is_alive() for poller in pollers)
+    assert time.perf_counter() - stopping < 1.0
 
 
 def test_a_schedule_fires_an_eventbridge_scheduled_event(stack: LocalStack) -> None:
