@@ -40,6 +40,7 @@ from devstack.events import sqs_record  # noqa: E402
 from devstack.functions import function_environment  # noqa: E402
 from devstack.inprocess import InProcessApi, LocalContext, load_module  # noqa: E402
 from devstack.moto_dynamodb import adapt_moto_dynamodb  # noqa: E402
+from devstack.moto_overheads import trim_moto_overheads  # noqa: E402
 from devstack.resources import Provisioner  # noqa: E402
 from devstack.stack import free_port, template_parameters  # noqa: E402
 from devstack.template import Template  # noqa: E402
@@ -72,6 +73,7 @@ def main() -> int:
     logging.disable(logging.INFO)  # a per-page INFO line is not what is being measured
 
     adapt_moto_dynamodb()  # moto as the local runtime runs it
+    trim_moto_overheads()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
