@@ -9,6 +9,10 @@
   accounted for.
 * Webhook storm: every event redelivered three times in shuffled order, plus forged and tampered
   deliveries: none forged accepted, every payout's final status unchanged.
+* Merchant webhooks: every client registers an endpoint on a loopback receiver that fails 30%
+  of attempts and stalls past the delivery timeout on 10% (chaos/merchant_webhooks.py); every
+  state change of every payout must reach its owner's endpoint at least once, none emitted twice,
+  none elsewhere, the deliveries lists agreeing with the receiver and the webhook DLQs empty.
 * Money: every client is funded (through the sandbox provider's funding webhook, under the same
   faults) with less than its payouts add up to, so payouts beyond the balance are mixed in and
   refused (422 insufficient-funds, the key usable again). Balances are read on every round: none
@@ -42,6 +46,7 @@ from typing import Any
 
 import httpx
 
+from chaos import merchant_webhooks
 from devstack.running import RunningStack
 from scenarios import payouts
 from scenarios.signin import sign_in
@@ -52,7 +57,7 @@ STACK_OPTIONS = ["--duplicate-deliveries", "0.1", "--kill-rate", "0.05", "--max-
 STACK_OPTIONS_WITHOUT_FAULTS = ["--max-visibility-timeout", "6"]
 STACK_PARAMETERS = (
     "PayoutRateLimitPerMinute=100000 AuthRateLimitPerMinute=100000 PayoutRetryBackoffCapSeconds=8 "
-    "ReconcileGraceSeconds=20 ReconcileStuckSeconds=30 ReconcileInFlightSeconds=40"
+    "ReconcileGraceSeconds=20 ReconcileStuckSeconds=30 ReconcileInFlightSeconds=40 " + merchant_webhooks.STACK_PARAMETERS
 )
 RECONCILE_EVERY_SECONDS = 15
 # Each client is funded with this share of what its payouts add up to: the rest is refused.
@@ -200,6 +205,16 @@ def _forged(api: httpx.Client, count: int, genuine: list[dict[str, Any]]) -> int
 
 
 def run(stack: RunningStack, count: int, clients: int, forgeries: int, timeout: float, faults: bool = True) -> Report:
+    hooks = merchant_webhooks.Webhooks.start(faults)
+    try:
+        return _run(stack, hooks, count, clients, forgeries, timeout, faults)
+    finally:
+        hooks.stop()
+
+
+def _run(
+    stack: RunningStack, hooks: merchant_webhooks.Webhooks, count: int, clients: int, forgeries: int, timeout: float, faults: bool
+) -> Report:
     report = Report()
     api = httpx.Client(base_url=stack.api_url, timeout=60)
     webhook_failure_rate = 0.1 if faults else 0
@@ -209,6 +224,8 @@ def run(stack: RunningStack, count: int, clients: int, forgeries: int, timeout: 
     ).raise_for_status()
     api.put("/sandbox/payments/faults", json=FAULTS if faults else NO_FAULTS).raise_for_status()
     tokens = [_sign_in(api, worker) for worker in range(clients)]
+    hooks.register(api, tokens)
+    history = merchant_webhooks.History(stack)
     funded = [round(_planned(count, clients, worker) * FUNDED_SHARE) for worker in range(clients)]
     credited: set[str] = set()  # the funding events the ledgers show credited
     for token, amount in zip(tokens, funded, strict=True):
@@ -228,6 +245,7 @@ def run(stack: RunningStack, count: int, clients: int, forgeries: int, timeout: 
         # Access tokens live 15 minutes and a full run settles for longer: sign in again first.
         if time.monotonic() - signed_in[0] >= 600:
             tokens[:] = [_sign_in(api, worker) for worker in range(clients)]
+            hooks.reauthorise(tokens)
             signed_in[0] = time.monotonic()
         # The schedule runs reconciliation (every 5 minutes on AWS); here 15 s after the last run
         # ended, as the repair for payouts whose messages were lost to crashes or parked in the DLQ.
@@ -260,12 +278,15 @@ def run(stack: RunningStack, count: int, clients: int, forgeries: int, timeout: 
 
     last_line = [0.0]
 
-    def progress(counts: Counter[str]) -> None:
+    def progress_line(line: str) -> None:
         if sys.stdout.isatty():
-            print(f"\r  … {dict(sorted(counts.items()))}\033[K", end="", flush=True)
+            print(f"\r  … {line}\033[K", end="", flush=True)
         elif time.monotonic() - last_line[0] >= 10:
             last_line[0] = time.monotonic()
-            print(f"  … {dict(sorted(counts.items()))}", flush=True)
+            print(f"  … {line}", flush=True)
+
+    def progress(counts: Counter[str]) -> None:
+        progress_line(str(dict(sorted(counts.items()))))
 
     # Every round reads each client's list: polled every 0.5 s, the harness would be most of the stack's load.
     final = payouts.watch(everyone, wanted, timeout, progress, interval=WATCH_INTERVAL_SECONDS)
@@ -314,7 +335,10 @@ def run(stack: RunningStack, count: int, clients: int, forgeries: int, timeout: 
         payout_id = message.get("payout_id") or (message.get("data") or {}).get("payout_id") or about.get(message.get("event_id"))
         return payout_id in settled
 
-    unaccounted = [body for bodies in dead.values() for body in bodies if not accounted(body)]
+    # The merchant webhooks' dead letters are judged with their deliveries, at the end.
+    unaccounted = [
+        body for name, bodies in dead.items() if name not in merchant_webhooks.ENDPOINT_DLQS for body in bodies if not accounted(body)
+    ]
     report.check(not unaccounted, f"dead-letter queues: {report.counts['dead_letters']}; every message accounted for by a final payout")
     for body in unaccounted[:5]:
         print(f"      {body[:200]}")
@@ -358,6 +382,19 @@ def run(stack: RunningStack, count: int, clients: int, forgeries: int, timeout: 
     audit = stack.fire("LedgerAuditFunction")["audit_ledger"]
     report.counts["ledger_audit"] = audit
     report.check(not audit.get("different") and audit.get("balanced", 0) >= len(tokens), f"the ledger audit found no difference ({audit})")
+
+    print("▶ Merchant webhooks: every state change delivered to its owner's endpoint, none twice", flush=True)
+    wanted_changes = merchant_webhooks.wait_for_deliveries(stack, history, hooks, timeout, progress_line)
+    print(flush=True)
+    # The tokens may be older than their 15 minutes by now: every client signs in again.
+    tokens[:] = [_sign_in(api, worker) for worker in range(clients)]
+    signed_in[0] = time.monotonic()
+    hooks.reauthorise(tokens)
+    owner = {
+        item["id"]: worker for worker, token in enumerate(tokens) for item in payouts.listing(api, {"Authorization": f"Bearer {token}"})
+    }
+    kills = int(stack.chaos().get("kills_injected", 0))
+    merchant_webhooks.check(report, stack, api, hooks, wanted_changes, owner, kills, dead)
 
     denied = stack.denied_calls()
     report.counts["iam_denied"] = denied
