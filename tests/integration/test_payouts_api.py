@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -237,12 +238,21 @@ def test_the_rate_limit_answers_429_with_retry_after_and_writes_nothing(resource
     resources.functions["PayoutsApiFunction"].environment["PAYOUT_RATE_LIMIT_PER_MINUTE"] = "2"
     api = handler_of("PayoutsApiFunction")
     bearer = funded_token(resources, "alice")
+    # The limit counts per fixed minute window: the three creates must fall in one, so start
+    # with at least 20 s of the current window left (a loaded machine takes seconds per create)
+    from payrail.db.payouts import RATE_WINDOW_SECONDS
+
+    left = RATE_WINDOW_SECONDS - time.time() % RATE_WINDOW_SECONDS
+    if left < 20:
+        time.sleep(left + 0.1)
+    window = int(time.time() // RATE_WINDOW_SECONDS)
     assert post(api, bearer, key="a")[0] == 201
     assert post(api, bearer, key="b")[0] == 201
     before = item_keys(resources)
     # When a third payout is asked for within the minute
     status, headers, body = post(api, bearer, key="c")
     # Then 429 with Retry-After, nothing written; a replay of an earlier key still answers
+    assert int(time.time() // RATE_WINDOW_SECONDS) == window, "the creates outlasted the window they started in"
     assert status == 429
     assert body["type"].endswith("rate-limited")
     assert 1 <= int(headers["retry-after"]) <= 60
