@@ -5,9 +5,11 @@ What runs: a fresh local stack (``python -m devstack start``, IAM enforced, the 
 webhooks with zero delay, the default retry schedule). One signed-in user, funded through the
 sandbox provider, registers an endpoint for every event type on a loopback receiver
 (scenarios/receiver.py, answering 202). Two warm-up payouts are carried to ``paid`` and their
-events delivered (cold starts out of the figures); then ``--payouts`` payouts are created one
-after another from one client, without waiting, and the run waits until each one's events
-(``payout.created``, ``submitted``, ``processing``, ``paid``; one per version of the payout) have been answered 2xx.
+events delivered (cold starts out of the figures); then ``--payouts`` payouts are created one at
+a time from one client, each once the previous one's events (``payout.created``, ``submitted``,
+``processing``, ``paid``; one per version of the payout) have been answered 2xx. One payout in
+flight measures the pipeline's own latency; creating them all at once on two cores would measure
+the queue in front of a saturated stack (each payout's path runs eight functions).
 
 Latency of an event: the receiver's wall clock just after it wrote its 2xx, minus the event's
 ``created_at``. That is the timestamp the state-changing write itself stores on the payout
@@ -104,10 +106,11 @@ def measure_on(api: httpx.Client, receiver: Recorder, count: int, timeout: float
     before = _calls(api)
 
     ids: set[str] = set()
-    for index in range(count):
-        ids.add(_create(api, auth, index))
     try:
-        _settled(receiver, ids, timeout)
+        for index in range(count):
+            payout_id = _create(api, auth, index)
+            ids.add(payout_id)
+            _settled(receiver, {payout_id}, timeout)
     except TimedOut as error:
         arrived = Counter(entry["event"]["type"] for entry in delivered_events(receiver.posts(), ids))
         statuses = Counter(status for payout_id, status in payouts.statuses(api, auth).items() if payout_id in ids)
@@ -159,8 +162,8 @@ def render(results: dict[str, Any]) -> list[str]:
     lines = [
         "## Merchant webhook delivery (`python -m bench.webhook_delivery`)",
         "",
-        f"{results['payouts']} payouts created one after another on the local stack (zero sandbox delay); each one's events",
-        "(created, submitted, processing, paid) delivered to an endpoint on a loopback receiver. Latency: the receiver's 2xx",
+        f"{results['payouts']} payouts created one at a time on the local stack (zero sandbox delay), each once the last one's",
+        "events (created, submitted, processing, paid) had reached an endpoint on a loopback receiver. Latency: the receiver's 2xx",
         "written, minus the event's `created_at` (the timestamp the state-changing write stores on the payout), so it covers",
         "the write, the table's stream, the fan-out, the delivery queue and the worker's POST.",
         "",
