@@ -453,8 +453,9 @@ def test_a_provider_refusal_that_is_not_a_documented_rejection_is_retried_and_co
     assert stored["status"] == "pending"
     assert stored.get("failure_reason") is None
     assert any(k.startswith("OUTBOX#") for k in item_keys(world.resources))
-    # And the breaker counted a failure
-    assert world.worker_module.submitter().breaker.state().failures == 1
+    # And the breaker counted one failure (its sliding window weighs the previous fixed window by
+    # the share it still covers, so a window boundary passing before this read shows it as just under 1)
+    assert world.worker_module.submitter().breaker.state().failures == pytest.approx(1, abs=0.05)
     # And a 4xx outage raises the metric the ProviderRefusingCalls alarm watches (a 5xx is an
     # ordinary server error, retried as before)
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
