@@ -52,6 +52,12 @@ class World:
         status, _, _ = call(self.sandbox, http_event("PUT", "/sandbox/payments/faults", body=rates, route="/sandbox/{proxy+}"))
         assert status == 200
 
+    def lower_redrive(self, receives: int) -> None:
+        """The payouts queue sends a message to its DLQ after ``receives`` receives (10 in the template)."""
+        sqs, queue = self.resources.client("sqs"), self.resources.ref("PayoutsQueue")
+        policy = json.loads(sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"])
+        sqs.set_queue_attributes(QueueUrl=queue, Attributes={"RedrivePolicy": json.dumps({**policy, "maxReceiveCount": receives})})
+
     def provider_payouts(self) -> list[dict[str, Any]]:
         items, cursor = [], None
         while True:
@@ -322,10 +328,8 @@ def queued_bodies(world: World, wait_seconds: float, count: int) -> list[dict[st
 
 def test_a_rate_limiting_provider_postpones_payouts_without_dead_lettering_them(world: World) -> None:
     # Given the payouts queue's redrive lowered to 2 receives, and a provider answering 429 to everything
-    sqs = world.resources.client("sqs")
-    queue, dlq = world.resources.ref("PayoutsQueue"), world.resources.ref("PayoutsDLQ")
-    policy = json.loads(sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"])
-    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"RedrivePolicy": json.dumps({**policy, "maxReceiveCount": 2})})
+    sqs, dlq = world.resources.client("sqs"), world.resources.ref("PayoutsDLQ")
+    world.lower_redrive(2)
     world.faults(rate_limit_rate=1.0)
     payout = world.create("patient")
     # When the worker meets the 429 five times, more than the redrive allows receives
@@ -393,10 +397,8 @@ def test_after_the_cool_down_exactly_one_of_many_workers_gets_the_probe(world: W
 
 def test_a_payout_that_keeps_failing_is_dead_lettered_and_stays_marked_for_reconciliation(world: World) -> None:
     # Given a provider that always fails, and the payouts queue's redrive lowered to 2 receives for speed
-    sqs = world.resources.client("sqs")
-    queue, dlq = world.resources.ref("PayoutsQueue"), world.resources.ref("PayoutsDLQ")
-    policy = json.loads(sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"])
-    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"RedrivePolicy": json.dumps({**policy, "maxReceiveCount": 2})})
+    sqs, dlq = world.resources.client("sqs"), world.resources.ref("PayoutsDLQ")
+    world.lower_redrive(2)
     world.faults(error_rate=1.0)
     payout = world.create("doomed")
     # When the worker keeps receiving it (each failure hides it for its backoff)
