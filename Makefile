@@ -33,10 +33,14 @@ run: $(STAMP) ## start the local stack: API on :3000, moto on :5000
 test: lint unit ## lint, then every test (unit, integration, end-to-end)
 
 # Every test runs with IAM enforced; the run's usage records then prove each policy is neither
-# narrower nor wider than its code (devstack/iam_coverage.py).
+# narrower nor wider than its code (devstack/iam_coverage.py). The tests run on TEST_WORKERS
+# pytest-xdist workers, a whole file at a time on one worker (its module fixtures, such as a
+# file's own stack, start once); each worker starts its own session stack. TEST_WORKERS=0 runs
+# them in this process.
+TEST_WORKERS ?= 2
 unit: $(STAMP)
 	rm -rf .iam-usage
-	DEVSTACK_IAM_USAGE="$(CURDIR)/.iam-usage" $(PY) -m pytest
+	DEVSTACK_IAM_USAGE="$(CURDIR)/.iam-usage" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 	$(PY) -m devstack.iam_coverage .iam-usage
 
 lint: $(STAMP) ## ruff, mypy, sam validate --lint, cfn-lint with every rule, checkov, the workflow's schema

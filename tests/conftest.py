@@ -23,6 +23,33 @@ iam.install()
 iam.carry_identity_into_thread_pools()
 
 
+# ``make test`` runs the suite on pytest-xdist workers, a file per worker at a time, handed out in
+# collection order: the files that take longest go first, so that none of them starts last and
+# leaves the other workers idle while it runs. Within a file the order stays as written.
+LONGEST_FIRST = (
+    "tests/e2e/test_chaos.py",
+    "tests/e2e/console/",
+    "tests/integration/test_merchant_webhooks.py",
+    "tests/integration/test_payout_worker.py",
+    "tests/e2e/test_sample_events.py",
+    "tests/integration/test_balances.py",
+    "tests/e2e/test_merchant_webhooks_e2e.py",
+    "tests/e2e/test_payouts_hardening.py",
+    "tests/e2e/test_api_fuzz.py",
+    "tests/integration/test_payouts_api.py",
+    "tests/integration/test_devstack_runtime.py",
+    "tests/e2e/test_payment_webhooks.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return next((index for index, prefix in enumerate(LONGEST_FIRST) if path.startswith(prefix)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """With DEVSTACK_IAM_USAGE set (make test), what the in-process roles used, for the coverage check."""
     folder = os.environ.get("DEVSTACK_IAM_USAGE")
