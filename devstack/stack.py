@@ -16,9 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
-
-from moto.server import ThreadedMotoServer
+from typing import TYPE_CHECKING, Any
 
 from devstack import iam
 from devstack.chaos import Chaos
@@ -33,6 +31,9 @@ from devstack.policies import identities
 from devstack.resources import Physical, Provisioner, local_client
 from devstack.streams import DynamoDBStreamPoller, StreamMapping, StreamMappingError
 from devstack.template import FunctionSpec, Template, TemplateError, load_yaml, samconfig_parameters
+
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer
 
 STATE_FILE = Path(".devstack/state.json")
 LAMBDA_SQS_POLLERS = 5
@@ -167,6 +168,10 @@ class LocalStack:
         adapt_moto_dynamodb()
         trim_moto_overheads()
         adapt_moto_sqs()
+        # Imported here: moto's server takes most of a second to import, and ``devstack invoke``
+        # against a running stack (make invoke) never starts one.
+        from moto.server import ThreadedMotoServer
+
         self._moto = ThreadedMotoServer(ip_address=self.host, port=self.moto_port, verbose=False)
         self._moto.start()
         try:
