@@ -10,8 +10,10 @@ cursor (the normal delta run) and once from an empty cursor (a full replay of al
 
 What it reports: transactions per second of the first sync (bank and worker share the process,
 so this is a floor, not a Lambda figure), the worker's AWS calls per 1,000 transactions counted
-with a botocore ``before-call`` hook (the sandbox bank's own table calls are excluded), and
-how many transactions each unchanged re-sync wrote (target 0).
+with a botocore ``before-call`` hook (the sandbox bank's own table calls are excluded), how many
+transactions each unchanged re-sync wrote (target 0), and the first sync's wall time against the
+time spent inside every AWS call it made, the sandbox bank's included (botocore and moto's answer:
+the floor moto sets, measured as the local runtime measures a function's AWS time).
 
     make bench-bank            # or: python bench/bank_sync.py --transactions 10000 --page-size 100
 """
@@ -39,6 +41,7 @@ from moto.server import ThreadedMotoServer  # noqa: E402
 from devstack.events import sqs_record  # noqa: E402
 from devstack.functions import function_environment  # noqa: E402
 from devstack.inprocess import InProcessApi, LocalContext, load_module  # noqa: E402
+from devstack.lambda_bootstrap import AwsCalls  # noqa: E402
 from devstack.moto_dynamodb import adapt_moto_dynamodb  # noqa: E402
 from devstack.moto_overheads import trim_moto_overheads  # noqa: E402
 from devstack.resources import Provisioner  # noqa: E402
@@ -114,9 +117,10 @@ def main() -> int:
 
         transport = InProcessApi(functions, {"SandboxFunction": sandbox, "BankApiFunction": handlers["BankApiFunction"]})
         provider.TRANSPORT = transport
-        counter = CallCounter()
+        counter, in_calls = CallCounter(), AwsCalls()
         for service in ("dynamodb", "kms", "sqs"):
             aws.client(service).meta.events.register("before-call", counter)
+        in_calls.install()
 
         # Link a sandbox user through the OAuth flow, then top it up to N transactions.
         user_id, login = "bench-" + uuid.uuid4().hex[:6], f"bench-{uuid.uuid4().hex[:6]}@bank.example"
@@ -161,7 +165,9 @@ def main() -> int:
             assert connection is not None
             return dict(connection.last_sync or {}), elapsed, calls
 
+        in_calls.clear()
         first, first_seconds, first_calls = run_worker()
+        moto_seconds = in_calls.seconds
         delta, delta_seconds, delta_calls = run_worker()
         aws.client("dynamodb").update_item(
             TableName=environment["TABLE_NAME"],
@@ -191,6 +197,9 @@ def main() -> int:
                 "transactions_per_second": round(arguments.transactions / first_seconds, 1),
                 "sandbox_bank_seconds_within": round(bank_time[0], 2),
                 "worker_only_transactions_per_second": round(arguments.transactions / (first_seconds - bank_time[0]), 1),
+                "moto_calls": sum(in_calls.calls.values()),
+                "moto_seconds": round(moto_seconds, 2),
+                "wall_to_bare_moto": round(first_seconds / moto_seconds, 2),
                 "aws_calls": sum(first_calls.values()),
                 "aws_calls_per_1000_transactions": per_thousand(first_calls),
                 "aws_calls_by_operation": dict(sorted(first_calls.items())),
@@ -217,6 +226,7 @@ def main() -> int:
             f"\nfirst sync: {arguments.transactions} transactions in {first_seconds:.1f} s = "
             f"{arguments.transactions / first_seconds:.0f}/s ({arguments.transactions / (first_seconds - bank_time[0]):.0f}/s "
             f"excluding the {bank_time[0]:.0f} s spent in the in-process sandbox bank), "
+            f"{first_seconds / moto_seconds:.2f}x the {moto_seconds:.1f} s spent inside its {sum(in_calls.calls.values())} AWS calls, "
             f"{per_thousand(first_calls)} AWS calls per 1,000 (target <= 60); "
             f"unchanged re-sync wrote {delta['written']} (from cursor) and {replay['written']} (full replay) transactions (target 0)"
         )

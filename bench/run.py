@@ -277,7 +277,53 @@ def table_growth_section(growth: dict[str, Any]) -> list[str]:
     return [*lines, "", f"p50 with the large table ÷ with 100 items: **{growth['ratio_p50']}**.", ""]
 
 
-def render(results: dict[str, Any], command: str, seconds: float) -> str:
+def _worst_own_time(results: dict[str, Any]) -> str:
+    name, row = max(results["stack"]["latency_budget"].items(), key=lambda item: item[1]["own_p50_ms"])
+    return f"{row['own_p50_ms']} ms ({name})"
+
+
+def _worst_cold_start(results: dict[str, Any]) -> str:
+    row = max((r for r in results["cold_start"]["rows"] if r["function"] != "floor"), key=lambda r: r["ratio_to_floor"])
+    return f"{row['ratio_to_floor']} ({row['function']})"
+
+
+def _large_sync(results: dict[str, Any]) -> str:
+    first = results["sync"]["10000x100"]["first_sync"]
+    bare = f", {first['wall_to_bare_moto']}x the bare moto calls" if "wall_to_bare_moto" in first else ""
+    return f"{first['transactions_per_second']} tx/s{bare}"
+
+
+# The speed targets, each read from this run's figures and from the previous run's BENCHMARKS.json.
+TARGETS: list[tuple[str, Any, str]] = [
+    ("own time per invocation, p50, worst function", _worst_own_time, "≤ 10 ms"),
+    ("`GET /payouts` p50, 50,000 items in the table ÷ 100 items", lambda r: r["table_growth"]["ratio_p50"], "≤ 1.3"),
+    (
+        f"creates/s through the stack ÷ moto's rate for the same calls, {LIMIT_CLIENTS} clients",
+        lambda r: r["stack"]["moto_limit"]["ratio"],
+        "≥ 0.5",
+    ),
+    ("create → `paid`, zero sandbox delay, p50", lambda r: f"{r['stack']['create_to_paid_ms']['p50']} ms", "≤ 200 ms"),
+    ("bank sync, 10,000 transactions, page 100, end to end", _large_sync, "≥ 3,500 tx/s, ≤ 1.5x the bare moto calls"),
+    ("cold start ÷ floor, worst function", _worst_cold_start, "≤ 1.2"),
+]
+
+
+def targets_section(results: dict[str, Any], previous: dict[str, Any]) -> list[str]:
+    """One row per speed target: this run's figure beside the previous run's (``—`` where that run
+    did not measure it)."""
+
+    def read(figures: dict[str, Any], figure: Any) -> str:
+        try:
+            return str(figure(figures))
+        except (KeyError, TypeError, ValueError):  # a figure the run did not measure
+            return "—"
+
+    lines = ["## Speed targets (this run beside the previous one)", "", "| figure | previous | now | target |", "| --- | --- | --- | --- |"]
+    lines += [f"| {label} | {read(previous, figure)} | {read(results, figure)} | {target} |" for label, figure, target in TARGETS]
+    return [*lines, ""]
+
+
+def render(results: dict[str, Any], command: str, seconds: float, previous: dict[str, Any] | None = None) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -287,6 +333,7 @@ def render(results: dict[str, Any], command: str, seconds: float) -> str:
         "The local stack is moto behind the Docker-free runtime: absolute latencies include moto and",
         "Python's HTTP server; the ratios and call counts carry over to AWS.",
         "",
+        *targets_section(results, previous or {}),
         "## AWS API calls per operation (target: 2 per new payout, 1 per replay)",
         "",
         "| operation | calls | how |",
@@ -513,7 +560,9 @@ def main() -> int:
     print("bench: layer sizes (make build) …", flush=True)
     subprocess.run(["make", "build"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)  # noqa: S607 - the project's own build
     results["layers"] = layer_size.measure()
-    document = render(results, command, time.monotonic() - started)
+    figures = args.output.with_suffix(".json")
+    previous = json.loads(figures.read_text()) if figures.exists() else {}
+    document = render(results, command, time.monotonic() - started, previous)
     args.output.write_text(document)
     (args.output.with_suffix(".json")).write_text(json.dumps(results, indent=2, default=str))
     print(document)
