@@ -50,7 +50,7 @@ class _OfflineProvisioner(Provisioner):
         arn = f"arn:aws:local:us-east-1:123456789012:{name}"
         return Physical(
             f"http://127.0.0.1:9/123456789012/{name}" if kind == "AWS::SQS::Queue" else name,
-            {"Arn": arn, "QueueName": name, "ApiEndpoint": "http://127.0.0.1:3000"},
+            {"Arn": arn, "QueueName": name, "ApiEndpoint": "http://127.0.0.1:3000", "StreamArn": f"{arn}/stream/local"},
         )
 
 
