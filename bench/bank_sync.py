@@ -167,7 +167,7 @@ def main() -> int:
 
         in_calls.clear()
         first, first_seconds, first_calls = run_worker()
-        moto_seconds = in_calls.seconds
+        moto_seconds, moto_calls = in_calls.seconds, sum(in_calls.calls.values())
         delta, delta_seconds, delta_calls = run_worker()
         aws.client("dynamodb").update_item(
             TableName=environment["TABLE_NAME"],
@@ -197,7 +197,7 @@ def main() -> int:
                 "transactions_per_second": round(arguments.transactions / first_seconds, 1),
                 "sandbox_bank_seconds_within": round(bank_time[0], 2),
                 "worker_only_transactions_per_second": round(arguments.transactions / (first_seconds - bank_time[0]), 1),
-                "moto_calls": sum(in_calls.calls.values()),
+                "moto_calls": moto_calls,
                 "moto_seconds": round(moto_seconds, 2),
                 "wall_to_bare_moto": round(first_seconds / moto_seconds, 2),
                 "aws_calls": sum(first_calls.values()),
@@ -226,7 +226,7 @@ def main() -> int:
             f"\nfirst sync: {arguments.transactions} transactions in {first_seconds:.1f} s = "
             f"{arguments.transactions / first_seconds:.0f}/s ({arguments.transactions / (first_seconds - bank_time[0]):.0f}/s "
             f"excluding the {bank_time[0]:.0f} s spent in the in-process sandbox bank), "
-            f"{first_seconds / moto_seconds:.2f}x the {moto_seconds:.1f} s spent inside its {sum(in_calls.calls.values())} AWS calls, "
+            f"{first_seconds / moto_seconds:.2f}x the {moto_seconds:.1f} s spent inside its {moto_calls} AWS calls, "
             f"{per_thousand(first_calls)} AWS calls per 1,000 (target <= 60); "
             f"unchanged re-sync wrote {delta['written']} (from cursor) and {replay['written']} (full replay) transactions (target 0)"
         )
