@@ -564,7 +564,7 @@ def main() -> int:
     previous = json.loads(figures.read_text()) if figures.exists() else {}
     document = render(results, command, time.monotonic() - started, previous)
     args.output.write_text(document)
-    (args.output.with_suffix(".json")).write_text(json.dumps(results, indent=2, default=str))
+    figures.write_text(json.dumps(results, indent=2, default=str))
     print(document)
     return 0
 
