@@ -13,7 +13,7 @@ def submitter() -> Submitter:
 
 
 def submit(message: PayoutMessage, delivery: Delivery) -> str:
-    return submitter().submit(message.payout_id, delivery.deadline, delivery.attempt, message.postponed)
+    return submitter().submit(message, delivery.deadline, delivery.attempt)
 
 
 consumer = SqsConsumer(PayoutMessage, submit)

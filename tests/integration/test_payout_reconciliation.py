@@ -134,6 +134,23 @@ def test_a_pending_payout_whose_message_is_in_flight_is_left_to_it_and_one_whose
     assert in_flight["id"] not in sent
 
 
+def test_a_re_enqueued_payout_carries_its_ticket_so_it_takes_the_place_of_the_lost_postponed_message(world: dict) -> None:
+    # Given two old pending payouts whose messages fell silent: one was postponed before (the
+    # payout holds the ticket its last message carried), the other never was
+    now = datetime.now(UTC)
+    postponed, never = put_payout(world["resources"], "pending", age=OLD), put_payout(world["resources"], "pending", age=OLD)
+    for item in (postponed, never):
+        set_attribute(world, keys.payout(item["id"]), "received_at", clock.text(now - timedelta(minutes=10)))
+    set_attribute(world, keys.payout(postponed["id"]), "ticket", "t-3")
+    # When reconciliation runs
+    reconcile(world)
+    # Then each message holds the payout's ticket as it stands (none for the other), which is what
+    # the worker accepts as the live message
+    bodies = {body["payout_id"]: body for body in (json.loads(m["Body"]) for m in drain(world["resources"], "PayoutsQueue"))}
+    assert bodies[postponed["id"]] == {"payout_id": postponed["id"], "ticket": "t-3"}
+    assert bodies[never["id"]] == {"payout_id": never["id"]}
+
+
 def test_a_pending_payout_never_received_waits_out_a_backlog_unless_its_hand_off_failed(world: dict) -> None:
     # Given two pending payouts five minutes old (past the grace period, within the stuck
     # threshold), whose messages no worker received; the API noted that one's send failed

@@ -19,7 +19,7 @@ from tests.support import LambdaContext, Resources, function_environment_of, loa
 
 # Long enough for the in-process sandbox to answer on a loaded 2-core machine (its accept does
 # several table and queue calls: 0.25 s timed out under a parallel CI run), short enough that a
-# "timeout" fault (the sandbox sleeping 0.1 s past it) keeps the suite quick.
+# "timeout" fault (the sandbox sleeping half a second past it) keeps the suite quick.
 PROVIDER_TIMEOUT = 1.0
 
 
@@ -88,7 +88,7 @@ def world(resources: Resources, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wor
     httpx client reaches the sandbox in-process, with a short provider timeout."""
     resources.functions["PayoutWorkerFunction"].environment.update(
         PROVIDER_TIMEOUT_SECONDS=str(PROVIDER_TIMEOUT),
-        SANDBOX_PAYMENTS_TIMEOUT_SECONDS=str(PROVIDER_TIMEOUT + 0.1),
+        SANDBOX_PAYMENTS_CALLER_TIMEOUT_SECONDS=str(PROVIDER_TIMEOUT),
         BREAKER_COOLDOWN_SECONDS="1",
         BREAKER_MINIMUM_CALLS="5",
         BACKOFF_BASE_SECONDS="0.5",
@@ -295,22 +295,72 @@ def test_the_breaker_opens_once_most_calls_fail_then_probes_once_and_closes(worl
     assert len(world.calls) == 5
     breaker = world.worker_module.submitter().breaker
     assert breaker.state().state == "open"
-    # When more deliveries come while it is open
+    # When three more copies of its message are delivered while it is open
     for _ in range(3):
         assert world.worker(sqs_event([payout["id"]]), LambdaContext())["batchItemFailures"] == []
-    # Then the provider is not called, and each is postponed: sent again as a new message (so the
-    # wait spends none of the queue's receives towards the DLQ) rather than failed
+    # Then the provider is not called, and the first copy is postponed: sent again as a new message
+    # (so the wait spends none of the queue's receives towards the DLQ) with the ticket the payout
+    # took for it. The other two copies are dropped, not each sent again.
     assert len(world.calls) == 5
+    ticket = world.payout(payout["id"])["ticket"]
+    assert ticket
     queued = queued_bodies(world, wait_seconds=5, count=4)  # and the message POST /payouts sent
-    assert [body for body in queued if "postponed" in body] == [{"payout_id": payout["id"], "postponed": 1}] * 3
-    # When the cool-down has passed and the provider has recovered
+    assert [body for body in queued if "postponed" in body] == [{"payout_id": payout["id"], "postponed": 1, "ticket": ticket}]
+    # When the cool-down has passed and the provider has recovered, and the postponed message comes
     time.sleep(1.1)
     world.faults()
-    result = world.worker(sqs_event([payout["id"]]), LambdaContext())
+    result = world.worker(message_event({"payout_id": payout["id"], "postponed": 1, "ticket": ticket}), LambdaContext())
     # Then one probe goes through, succeeds, and the breaker closes
     assert result["batchItemFailures"] == []
     assert len(world.calls) == 6
     assert breaker.state().state == "closed"
+    assert world.payout(payout["id"])["status"] == "submitted"
+
+
+def message_event(body: dict[str, Any]) -> dict[str, Any]:
+    """A payouts-queue delivery of one message with ``body``."""
+    event = sqs_event([body["payout_id"]])
+    event["Records"][0]["body"] = json.dumps(body)
+    return event
+
+
+def test_of_many_copies_of_a_message_postponed_at_once_exactly_one_sends_the_next(world: World) -> None:
+    # Given an open breaker and a pending payout
+    from payrail.clock import Deadline
+    from payrail.errors import Postpone
+
+    breaker = world.worker_module.submitter().breaker
+    for _ in range(5):
+        breaker.record_failure(breaker.before_call())
+    payout = world.create("copies")
+    message = world.worker_module.PayoutMessage(payout_id=payout["id"])
+    # When 8 workers hold a copy of its message (duplicate deliveries) and are held back at once
+    outcomes: list[Any] = []
+    barrier = threading.Barrier(8)
+
+    def hold_back() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(world.worker_module.submitter().submit(message, Deadline(30)))
+        except Postpone as postponed:
+            outcomes.append(postponed.body)
+
+    threads = [threading.Thread(target=hold_back) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then exactly one copy is to be sent again, holding the ticket the payout took; the others are dropped
+    [body] = [outcome for outcome in outcomes if isinstance(outcome, dict)]
+    assert body == {"payout_id": payout["id"], "postponed": 1, "ticket": world.payout(payout["id"])["ticket"]}
+    assert sorted(o for o in outcomes if isinstance(o, str)) == ["superseded"] * 7
+    # And after the cool-down, a copy left over is still dropped, without calling the provider or
+    # spending the breaker's probe, while the live message submits the payout
+    time.sleep(1.1)  # the cool-down: the breaker lets one probe through
+    assert world.worker_module.submitter().submit(message, Deadline(30)) == "superseded"
+    assert world.calls == []
+    assert world.worker(message_event(body), LambdaContext())["batchItemFailures"] == []
+    assert len(world.calls) == 1
     assert world.payout(payout["id"])["status"] == "submitted"
 
 
@@ -355,16 +405,12 @@ def test_postponements_are_bounded_then_the_wait_counts_towards_the_dlq(world: W
     world.faults(rate_limit_rate=1.0)
     payout = world.create("bounded")
 
-    def postponed(times: int) -> dict[str, Any]:
-        event = sqs_event([payout["id"]])
-        event["Records"][0]["body"] = json.dumps({"payout_id": payout["id"], "postponed": times})
-        return event
-
     # A message postponed fewer times than the bound is sent again with its count one higher
-    assert world.worker(postponed(1), LambdaContext())["batchItemFailures"] == []
-    assert {"payout_id": payout["id"], "postponed": 2} in queued_bodies(world, wait_seconds=5, count=2)
+    assert world.worker(message_event({"payout_id": payout["id"], "postponed": 1}), LambdaContext())["batchItemFailures"] == []
+    [again] = [body for body in queued_bodies(world, wait_seconds=5, count=3) if body.get("postponed")]
+    assert again == {"payout_id": payout["id"], "postponed": 2, "ticket": world.payout(payout["id"])["ticket"]}
     # One postponed as often as the bound allows fails its record instead (a receive spent)
-    assert len(world.worker(postponed(2), LambdaContext())["batchItemFailures"]) == 1
+    assert len(world.worker(message_event(again), LambdaContext())["batchItemFailures"]) == 1
 
 
 def test_after_the_cool_down_exactly_one_of_many_workers_gets_the_probe(world: World) -> None:

@@ -67,6 +67,9 @@ class StoredPayout(BaseModel):
     # Its amount was reserved from the balance when it was created (every payout since balances
     # exist), so its end releases or settles it.
     funds_reserved: bool = False
+    # The ticket of the one payouts message that may be postponed next (``take_ticket``); absent
+    # until the payout is first postponed, which is the ticket its first message carries.
+    ticket: str | None = None
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,26 @@ def receive(payout_id: str, now: str) -> StoredPayout | None:
     except ConditionFailed:
         return None
     return _payout(item) if item else None
+
+
+def take_ticket(payout_id: str, held: str | None, new: str) -> bool:
+    """Replace the payout's postponement ticket ``held`` (None: it has none yet) by ``new`` while
+    the payout is still pending: True if this caller's message was the live one and is to send the
+    next. Two copies of one message (a duplicate delivery, a redelivery after a killed
+    invocation) hold the same ticket, and the condition lets only one of them win."""
+    held_now = "ticket = :held" if held is not None else "attribute_not_exists(ticket)"
+    try:
+        table().update(
+            keys.payout(payout_id),
+            "SET ticket = :new",
+            f"#status = :pending AND {held_now}",
+            names={"#status": "status"},
+            values={":new": new, ":pending": PayoutStatus.PENDING.value, **({":held": held} if held is not None else {})},
+            returns="NONE",
+        )
+    except ConditionFailed:
+        return False
+    return True
 
 
 def get_many(payout_ids: list[str]) -> dict[str, StoredPayout]:

@@ -37,6 +37,7 @@ from payrail.db.payouts import OutboxMarker, StoredPayout
 from payrail.domain.payout_status import PayoutStatus
 from payrail.observability import logger, metrics
 from payrail.payouts.provider import PaymentProvider, ProviderTransientError
+from payrail.payouts.submission import PayoutMessage
 from payrail.settings import ReconcileSettings
 from payrail.webhooks.apply import apply_change, failure_reason_of
 from payrail.webhooks.events import TARGETS
@@ -104,15 +105,19 @@ def _message_may_be_waiting(marker: OutboxMarker, payout: StoredPayout, now: dat
     return ""
 
 
-def _requeue(markers: list[OutboxMarker], deadline: Deadline, now: datetime, settings: ReconcileSettings) -> Counter[str]:
-    """Re-enqueue the pending payouts of ``markers`` (one batch) whose marker this run claims."""
+def _requeue(
+    pending: list[tuple[OutboxMarker, StoredPayout]], deadline: Deadline, now: datetime, settings: ReconcileSettings
+) -> Counter[str]:
+    """Re-enqueue the pending payouts of one batch whose marker this run claims. Each message holds
+    the payout's ticket as read, so it takes the place of a lost postponed message; if that one
+    was only late, whichever of the two is postponed first drops the other."""
     tally: Counter[str] = Counter()
-    claimed: list[dict[str, str]] = []
-    for marker in markers:
+    claimed: list[dict[str, Any]] = []
+    for marker, payout in pending:
         if deadline.passed:
             tally["requeue_deferred"] += 1
         elif store.claim_requeue(marker, clock.text(now), requeue_due_before(marker, now, settings.grace_seconds)):
-            claimed.append({"payout_id": marker.payout_id})
+            claimed.append(PayoutMessage(payout_id=payout.id, ticket=payout.ticket).model_dump(exclude_defaults=True))
         else:
             tally["requeue_claimed_elsewhere"] += 1
     if claimed:
@@ -146,7 +151,7 @@ def reconcile_payouts(now: datetime, deadline: Deadline, settings: ReconcileSett
     stuck_cutoff = now - timedelta(seconds=settings.stuck_seconds)
     tally: Counter[str] = Counter()
     finished: list[OutboxMarker] = []
-    pending: list[OutboxMarker] = []
+    pending: list[tuple[OutboxMarker, StoredPayout]] = []
     stuck: list[tuple[OutboxMarker, StoredPayout]] = []
     shards = list(store.outbox_shards())
     first = _first_shard(now)
@@ -171,11 +176,11 @@ def reconcile_payouts(now: datetime, deadline: Deadline, settings: ReconcileSett
                 if waiting := _message_may_be_waiting(marker, payout, now, settings):
                     tally[waiting] += 1
                 else:
-                    pending.append(marker)
+                    pending.append((marker, payout))
             elif _older_than(payout.updated_at, stuck_cutoff):
                 stuck.append((marker, payout))
     # Oldest first, so a backlog bigger than one run is worked off in the order it built up.
-    pending.sort(key=lambda marker: marker.created_at)
+    pending.sort(key=lambda entry: entry[0].created_at)
     stuck.sort(key=lambda entry: entry[0].created_at)
     batches = [pending[start : start + 10] for start in range(0, len(pending), 10)]
     # Reading is done; every write and lookup from here on checks the deadline before it starts.

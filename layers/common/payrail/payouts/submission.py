@@ -11,7 +11,11 @@ floor); the queue consumer makes the message visible again then, and after the q
 maxReceiveCount it goes to the dead-letter queue. Waiting for an open breaker or for the
 provider's 429s is not this payout failing (:class:`~payrail.errors.Postpone`): it is sent again
 as a new message with the wait, so a degraded provider never dead-letters a payout (up to
-``MAX_POSTPONEMENTS``). Only the provider's documented business
+``MAX_POSTPONEMENTS``). Only one message per payout may do that: the new message carries a new
+ticket, which the payout takes by a conditional write first, so of two copies of a message (a
+duplicate delivery, the redelivery of a killed invocation) one sends the next message and the
+other, like every copy holding an older ticket, is dropped. Without it each copy would send its
+own, and a long outage would multiply the queue. Only the provider's documented business
 rejection marks the payout ``failed`` (with the project's stable code, never the provider's
 text); an authentication, configuration or unknown refusal is retried like a 5xx, counts against
 the breaker, and raises ``ProviderCallsRefused``, which an alarm watches.
@@ -25,6 +29,7 @@ out and every record of the batch, finished or not, being delivered again.
 from __future__ import annotations
 
 import random
+import secrets
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from pydantic import BaseModel, Field
@@ -58,6 +63,8 @@ class PayoutMessage(BaseModel):
 
     payout_id: str = Field(min_length=1, max_length=64)
     postponed: int = Field(default=0, ge=0, description="how many times the payout was held back and sent again")
+    # None on the first message (the API's) and until the payout is first postponed.
+    ticket: str | None = Field(default=None, min_length=1, max_length=64, description="the payout's ticket this message was sent with")
 
 
 def _provider_error(kind: str) -> None:
@@ -87,16 +94,30 @@ class Submitter:
         seconds = retry.backoff_seconds(attempt - 1, self.settings.backoff_base_seconds, self.settings.backoff_cap_seconds, floor)
         return RetryLater(f"payout submission failed: {error.detail}", seconds)
 
-    def _held_back(self, later: RetryLater, payout_id: str, postponed: int) -> RetryLater:
+    def _hold_back(self, later: RetryLater, message: PayoutMessage) -> RetryLater | None:
         """Waiting for the breaker or the provider's rate limit is no failure of this payout's: a new
-        message, delayed (at most the backoff cap, so reconciliation still sees it in flight)."""
-        if postponed >= MAX_POSTPONEMENTS:
+        message, delayed (at most the backoff cap, so reconciliation still sees it in flight), if
+        this message's ticket is still the payout's; None when another copy took it first.
+
+        The ticket is taken before the consumer sends the new message: if that send then fails,
+        this record comes back holding a ticket no longer the payout's and is dropped, and
+        reconciliation re-enqueues the payout once it has gone unreceived for its in-flight time."""
+        if message.postponed >= MAX_POSTPONEMENTS:
             return later
-        body = PayoutMessage(payout_id=payout_id, postponed=postponed + 1).model_dump()
+        ticket = secrets.token_urlsafe(12)
+        if not store.take_ticket(message.payout_id, message.ticket, ticket):
+            return None
+        body = PayoutMessage(payout_id=message.payout_id, postponed=message.postponed + 1, ticket=ticket).model_dump()
         return Postpone(later.detail, min(later.seconds, self.settings.backoff_cap_seconds), body)
 
-    def submit(self, payout_id: str, deadline: Deadline, attempt: int = 1, postponed: int = 0) -> str:
-        """Submit ``payout_id`` if ``deadline`` leaves the time to; what happened, for the log."""
+    def _superseded(self) -> str:
+        metrics.add_metric(name="PayoutMessagesSuperseded", unit=MetricUnit.Count, value=1)
+        logger.info("payout message superseded by a later one; dropped")
+        return "superseded"
+
+    def submit(self, message: PayoutMessage, deadline: Deadline, attempt: int = 1) -> str:
+        """Submit the payout ``message`` names if ``deadline`` leaves the time to; what happened, for the log."""
+        payout_id = message.payout_id
         logger.append_keys(payout_id=payout_id)
         if deadline.remaining() < self.seconds_needed:
             metrics.add_metric(name="PayoutsLeftForNextInvocation", unit=MetricUnit.Count, value=1)
@@ -109,6 +130,9 @@ class Submitter:
         if payout.status != PayoutStatus.PENDING:
             metrics.add_metric(name="PayoutsSkipped", unit=MetricUnit.Count, value=1)
             return "skipped"
+        if payout.ticket != message.ticket:
+            # A copy of a message that another copy already postponed: that one's successor is live.
+            return self._superseded()
         try:
             permit = self.breaker.before_call()
         except CircuitOpen as error:
@@ -116,7 +140,9 @@ class Submitter:
             # Every message held by an open breaker would come back at the probe's moment and fail
             # again together, each spending a receive towards the DLQ: spread them over a cool-down.
             later = self._later(error, attempt, error.retry_after + random.randint(0, int(self.settings.breaker_cooldown_seconds)))
-            raise self._held_back(later, payout_id, postponed) from error
+            if (held := self._hold_back(later, message)) is None:
+                return self._superseded()
+            raise held from error
         try:
             accepted = self.provider.submit(payout)
         except ProviderTransientError as error:
@@ -128,7 +154,9 @@ class Submitter:
             if error.kind == "rate_limited":
                 self.breaker.record_success(permit)  # a 429 proves the provider is up; it is not a health failure
                 # Backing off further the longer it lasts, counted over the postponements too.
-                raise self._held_back(self._later(error, attempt + postponed, error.retry_after), payout_id, postponed) from error
+                if (held := self._hold_back(self._later(error, attempt + message.postponed, error.retry_after), message)) is None:
+                    return self._superseded()
+                raise held from error
             self.breaker.record_failure(permit)
             raise self._later(error, attempt, error.retry_after) from error
         except ProviderRejected as rejected:
