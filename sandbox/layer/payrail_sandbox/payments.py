@@ -55,6 +55,8 @@ PROVIDER = "payments"
 TAGS = ["Sandbox payment provider"]
 _PPM = 1_000_000  # rates are stored as integer parts per million: the table refuses floats
 REJECTED_ACCOUNT_PREFIX = "0000"
+# A "timeout" fault answers this long after its caller gave up waiting.
+TIMEOUT_PAST_CALLER_SECONDS = 0.5
 
 
 class SandboxServerError(DependencyFailure):
@@ -262,7 +264,7 @@ def create_provider_payout(
         # A timeout: by default half the time the payout is accepted first and only the answer is lost.
         if random.random() < faults.timeout_after_accept_share:
             _accept(config, idempotency_key, body)
-        time.sleep(config.payments_timeout_seconds)
+        time.sleep(config.payments_caller_timeout_seconds + TIMEOUT_PAST_CALLER_SECONDS)
         raise SandboxTimeout()
     draw -= faults.timeout_rate
     if draw < faults.error_rate:

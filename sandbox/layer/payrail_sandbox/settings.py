@@ -29,8 +29,9 @@ class SandboxSettings(TableSettings, PublicUrlSettings, SandboxWebhookSettings):
 
     oidc_client_id: str = Field(default="payrail-sandbox", alias="SANDBOX_OIDC_CLIENT_ID")
     oidc_client_secret_arn: str = Field(alias="SANDBOX_OIDC_CLIENT_SECRET_ARN")
-    # A "timeout" fault sleeps this long: longer than the payout worker's provider timeout.
-    payments_timeout_seconds: float = Field(alias="SANDBOX_PAYMENTS_TIMEOUT_SECONDS", default=4.0, ge=0)
+    # How long the payment provider's callers (the payout worker, reconciliation) wait for an
+    # answer: a "timeout" fault sleeps past it, whatever the stack's PaymentProviderTimeoutSeconds.
+    payments_caller_timeout_seconds: float = Field(alias="SANDBOX_PAYMENTS_CALLER_TIMEOUT_SECONDS", default=3.0, ge=0)
 
     @property
     def issuer(self) -> str:
