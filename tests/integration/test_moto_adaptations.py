@@ -8,6 +8,7 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from moto.kms import models as kms_models
 
 from devstack.moto_overheads import DeferredPrivateKey
@@ -86,3 +87,36 @@ def test_a_long_poll_answers_a_message_at_once_and_a_release_at_once(moto_endpoi
     assert not waiting.is_alive()
     assert answers[2][0] < 2
     assert answers[2][1] == []
+
+
+def test_a_receive_checks_retention_as_moto_does_without_reading_every_attribute(
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto import backends
+    from moto.sqs.models import Queue, SQSBackend
+
+    from devstack.moto_sqs import adapt_moto_sqs
+
+    adapt_moto_sqs()
+    sqs = local_client("sqs", moto_endpoint)
+    url = sqs.create_queue(QueueName="retention", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{i}"} for i in range(10)])
+    backend = backends.get_backend("sqs")["123456789012"]["us-east-1"]
+    queue = backend.get_queue("retention")
+    check = SQSBackend.is_message_valid_based_on_retention_period
+    # The check answers as moto's own for a message within the retention period and one past it
+    fresh, stale = queue._messages[0], queue._messages[-1]
+    stale.sent_timestamp -= 61_000
+    for message in (fresh, stale):
+        assert check(backend, "retention", message) == check.moto(backend, "retention", message)
+    assert check(backend, "retention", fresh) is True
+    assert check(backend, "retention", stale) is False
+    # And a receive hands out those within it (moto stops at the first past it) without computing
+    # the queue's attributes: moto's own check computes them three times per message handed out,
+    # each a scan of the whole queue
+    computed = []
+    attributes = Queue.attributes
+    monkeypatch.setattr(Queue, "attributes", property(lambda q: computed.append(q.name) or attributes.fget(q)))
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=30)["Messages"]
+    assert sorted(m["Body"] for m in received) == [f"m{i}" for i in range(9)]
+    assert computed == []
