@@ -61,11 +61,21 @@ def send_batch(queue_url: str, bodies: Sequence[Mapping[str, Any]]) -> int:
 
 
 def queue_depth(queue_url: str) -> int:
+    """The messages ready to be received."""
+    return _counted(queue_url, "ApproximateNumberOfMessages")
+
+
+def messages_waiting(queue_url: str) -> int:
+    """The messages not yet received or back for another receive: those ready and those delayed."""
+    return _counted(queue_url, "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed")
+
+
+def _counted(queue_url: str, *names: str) -> int:
     try:
-        answer = aws.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+        answer = aws.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=list(names))
     except (ClientError, BotoCoreError) as error:
         raise aws.failure("SQS GetQueueAttributes", error) from error
-    return int(answer["Attributes"]["ApproximateNumberOfMessages"])
+    return sum(int(answer["Attributes"][name]) for name in names)
 
 
 def change_visibility(queue_url: str, receipt_handle: str, seconds: int) -> bool:

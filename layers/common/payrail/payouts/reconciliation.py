@@ -12,7 +12,10 @@ deleted with its terminal status) older than a grace period, shard by shard, and
   backlog, so it is re-enqueued only after ``stuck_seconds``, or after the grace period when the
   API noted that its hand-off failed. Each re-enqueue also waits twice as long after the last as
   the one before did (the grace period, then twice it, four times it ...), noted on its marker
-  with a condition; never every run;
+  with a condition; never every run. And never more of them than messages are certainly missing:
+  a backlog longer than those waits (a slow or degraded provider) still holds the messages of
+  payouts that look silent, so with W messages waiting in the payouts queue and S silent
+  payouts, only the S - W oldest are re-enqueued (one ``GetQueueAttributes`` a run);
 * ``submitted`` / ``processing`` with no news for longer than the stuck threshold: ask the
   provider and apply its answer through the very same exactly-once path as a webhook, with a
   synthesised event id ``reconcile:<payout>:<status>`` so it is deduplicated too;
@@ -35,6 +38,7 @@ from payrail.db import payouts as store
 from payrail.db.payment_events import StatusChange
 from payrail.db.payouts import OutboxMarker, StoredPayout
 from payrail.domain.payout_status import PayoutStatus
+from payrail.errors import DependencyFailure
 from payrail.observability import logger, metrics
 from payrail.payouts.provider import PaymentProvider, ProviderTransientError
 from payrail.payouts.submission import PayoutMessage
@@ -103,6 +107,31 @@ def _message_may_be_waiting(marker: OutboxMarker, payout: StoredPayout, now: dat
     if (marker.requeued_at or "") >= requeue_due_before(marker, now, settings.grace_seconds):
         return "requeued_recently"
     return ""
+
+
+def _certainly_missing(
+    pending: list[tuple[OutboxMarker, StoredPayout]], deadline: Deadline, settings: ReconcileSettings, tally: Counter[str]
+) -> list[tuple[OutboxMarker, StoredPayout]]:
+    """Of the silent pending payouts (oldest first), those whose messages cannot all be waiting in
+    the queue. Each silent payout whose message still exists accounts for one message waiting
+    (ready or delayed: never received, or back after a retry or a postponement), so with W waiting
+    only the S - W oldest are certainly without one. A payout whose hand-off failed has none.
+    Other messages in the queue (duplicates, other payouts') only make the bound safer."""
+    unsure = [entry for entry in pending if not entry[0].hand_off_failed]
+    if not unsure:
+        return pending
+    if deadline.passed:
+        tally["requeue_deferred"] += len(unsure)
+        return [entry for entry in pending if entry[0].hand_off_failed]
+    try:
+        waiting = queues.messages_waiting(settings.payouts_queue_url)
+    except DependencyFailure as error:  # no bound known: leave them to the next run
+        logger.warning("payouts queue backlog unknown; silent payouts left to the next run", extra={"error": error.detail})
+        tally["requeue_deferred"] += len(unsure)
+        return [entry for entry in pending if entry[0].hand_off_failed]
+    missing = {id(entry) for entry in unsure[: max(0, len(unsure) - waiting)]}
+    tally["message_may_be_in_backlog"] += len(unsure) - len(missing)
+    return [entry for entry in pending if entry[0].hand_off_failed or id(entry) in missing]
 
 
 def _requeue(
@@ -181,6 +210,7 @@ def reconcile_payouts(now: datetime, deadline: Deadline, settings: ReconcileSett
                 stuck.append((marker, payout))
     # Oldest first, so a backlog bigger than one run is worked off in the order it built up.
     pending.sort(key=lambda entry: entry[0].created_at)
+    pending = _certainly_missing(pending, deadline, settings, tally)
     stuck.sort(key=lambda entry: entry[0].created_at)
     batches = [pending[start : start + 10] for start in range(0, len(pending), 10)]
     # Reading is done; every write and lookup from here on checks the deadline before it starts.
