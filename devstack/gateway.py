@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from devstack.functions import SAMPLES, last_timing, p50
 from devstack.template import ACCOUNT_ID
 
 TEXT_TYPES = re.compile(r"^(text/|application/(json|xml|javascript|x-www-form-urlencoded|[\w.+-]*\+json|[\w.+-]*\+xml))")
@@ -186,6 +189,55 @@ Invoke = Callable[[str, dict[str, Any]], Any]
 Control = Callable[[str, str, bytes], HttpResponse | None]
 
 
+class RouteTimes:
+    """Each route's latency budget per request, the gateway's part included: the request's wall
+    time at the gateway (body read to response written) split into the time inside the function's
+    AWS calls and everything else, the *own time* (gateway, runtime and handler)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._routes: dict[str, _Route] = {}
+
+    def add(self, route_key: str, function: str, request_ms: float, aws_ms: float) -> None:
+        with self._lock:
+            self._routes.setdefault(route_key, _Route(function)).add(request_ms, aws_ms)
+
+    def report(self) -> dict[str, dict[str, Any]]:
+        """What ``GET /_local/routes`` shows: the totals over every timed request, and p50s per
+        request over each route's most recent ones."""
+        with self._lock:
+            return {key: self._routes[key].report() for key in sorted(self._routes)}
+
+
+@dataclass
+class _Route:
+    function: str
+    requests: int = 0
+    request_ms: float = 0.0
+    aws_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._recent: deque[tuple[float, float]] = deque(maxlen=SAMPLES)
+
+    def add(self, request_ms: float, aws_ms: float) -> None:
+        self.requests += 1
+        self.request_ms += request_ms
+        self.aws_ms += aws_ms
+        self._recent.append((request_ms, aws_ms))
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "function": self.function,
+            "requests": self.requests,
+            "request_ms": round(self.request_ms, 3),
+            "aws_ms": round(self.aws_ms, 3),
+            "own_ms": round(self.request_ms - self.aws_ms, 3),
+            "request_p50_ms": p50([request for request, _ in self._recent]),
+            "aws_p50_ms": p50([aws for _, aws in self._recent]),
+            "own_p50_ms": p50([request - aws for request, aws in self._recent]),
+        }
+
+
 class Gateway(ThreadingHTTPServer):
     daemon_threads = True
     # A stopped stack's port is free again at once (no TIME_WAIT refusal between back-to-back runs),
@@ -201,6 +253,7 @@ class Gateway(ThreadingHTTPServer):
         self.invoke = invoke
         self.log = log
         self.control = control
+        self.route_times = RouteTimes()
         super().__init__(address, _Handler)
 
 
@@ -220,7 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         path = urlsplit(self.path).path
-        target = "-"
+        target, timed = "-", None
         correlation_id = self.headers.get(CORRELATION_HEADER) or ""
         correlation_id = correlation_id if SANE_ID.match(correlation_id) else uuid.uuid4().hex
         response = self.server.control(self.command, self.path, body) if self.server.control else None
@@ -241,7 +294,9 @@ class _Handler(BaseHTTPRequestHandler):
                     self.headers.get("Host", "127.0.0.1"),
                 )
                 try:
-                    response = convert_result(self.server.invoke(target, event))
+                    result = self.server.invoke(target, event)
+                    timed = (matched[0].route_key, last_timing())
+                    response = convert_result(result)
                 except Exception as error:  # the function failed: answer like a gateway, keep serving
                     self.server.log(f"{target} failed: {error}")
                     response = problem(
@@ -259,6 +314,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._headers_buffer.append(response.body)
         self.flush_headers()
         elapsed = (time.perf_counter() - started) * 1000
+        if timed is not None and timed[1] is not None:
+            self.server.route_times.add(timed[0], target, elapsed, timed[1].aws_ms)
         # The path only: query strings carry authorization codes, states and emails.
         self.server.log(f"{self.command} {path} -> {target} {response.status} {elapsed:.0f} ms")
 

@@ -380,7 +380,8 @@ class LocalStack:
     def _control(self, method: str, path: str, _: bytes) -> HttpResponse | None:
         """``POST /_local/schedules/{name}`` fires a schedule; ``GET /_local/functions`` lists them
         (invocations, cold starts, AWS calls, the calls their roles denied, and each one's latency
-        budget: the time inside its AWS calls and its own time, in all and as p50s per invocation)."""
+        budget: the time inside its AWS calls and its own time, in all and as p50s per invocation);
+        ``GET /_local/routes`` the same split per route, per request, the gateway's own part included."""
         if not path.startswith(CONTROL_PREFIX):
             return None
         parts = path[len(CONTROL_PREFIX) :].strip("/").split("/")
@@ -389,6 +390,8 @@ class LocalStack:
                 payload: Any = {"result": self.fire(parts[1])}
             elif method == "GET" and parts == ["functions"]:
                 payload = {name: pool.stats.report() for name, pool in self.pools.items()}
+            elif method == "GET" and parts == ["routes"] and self._gateway is not None:
+                payload = self._gateway.route_times.report()
             elif method == "GET" and parts == ["chaos"]:
                 payload = self.chaos.counters()
             else:

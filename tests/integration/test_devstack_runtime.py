@@ -526,6 +526,34 @@ def test_a_function_without_aws_calls_spends_no_aws_time(stack: LocalStack, api:
     assert spent["duration_ms"] > 0
 
 
+def test_each_route_reports_its_requests_budget_with_the_gateways_own_part(api: httpx.Client) -> None:
+    # Given a route whose function reads the table
+    route, function = "GET /read/{pk}", "ReaderFunction"
+    totals = ("requests", "request_ms", "aws_ms", "own_ms")
+    before = api.get("/_local/routes").json().get(route, dict.fromkeys(totals, 0))
+    invoked_before = api.get("/_local/functions").json()[function]
+    # When one request goes through it
+    assert api.get("/read/public%23routed").status_code == 200
+    # Then the gateway reports it under its route key and function
+    after = api.get("/_local/routes").json()[route]
+    spent = {key: after[key] - before[key] for key in totals}
+    invoked = _budget_delta(api, function, invoked_before)
+    assert after["function"] == function
+    assert spent["requests"] == invoked["timed_invocations"] == 1
+    # with the same AWS time as the runtime measured, and an own time that adds the gateway's
+    # part to the runtime's: reading the request, building the event, writing the answer
+    assert spent["aws_ms"] == pytest.approx(invoked["aws_ms"], abs=0.01)
+    assert spent["aws_ms"] > 0
+    assert spent["request_ms"] == pytest.approx(spent["aws_ms"] + spent["own_ms"], abs=0.01)
+    assert spent["request_ms"] > invoked["duration_ms"]
+    assert spent["own_ms"] > invoked["own_ms"]
+    # and p50s per request, each request's own time being what its AWS calls did not take
+    assert 0 < after["aws_p50_ms"] <= after["request_p50_ms"]
+    assert 0 < after["own_p50_ms"] <= after["request_p50_ms"]
+    # Control routes are not API routes and are not counted
+    assert not any(key.startswith(("GET /_local", "POST /_local")) for key in api.get("/_local/routes").json())
+
+
 # ---------------------------------------------------------------- IAM enforcement
 def test_a_call_its_role_allows_goes_through(api: httpx.Client) -> None:
     # ReaderFunction may read items whose partition key starts with public#
