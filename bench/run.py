@@ -326,7 +326,8 @@ def table_growth_section(growth: dict[str, Any]) -> list[str]:
 
 
 def _worst_own_time(results: dict[str, Any]) -> str:
-    name, row = max(results["stack"]["latency_budget"].items(), key=lambda item: item[1]["own_p50_ms"])
+    timed = {name: row for name, row in results["stack"]["latency_budget"].items() if row["invocations"] >= SWEEP_REQUESTS}
+    name, row = max(timed.items(), key=lambda item: item[1]["own_p50_ms"])
     return f"{row['own_p50_ms']} ms ({name})"
 
 
@@ -336,7 +337,10 @@ def _product_routes(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _worst_route_own_time(results: dict[str, Any]) -> str:
-    key, row = max(_product_routes(results).items(), key=lambda item: item[1]["own_p50_ms"])
+    # A p50 over at least the sweep's count: a route called once (signing in) is one request, on an
+    # instance of its own, whose first request is slow (the table shows those too).
+    timed = {key: row for key, row in _product_routes(results).items() if row["requests"] >= SWEEP_REQUESTS}
+    key, row = max(timed.items(), key=lambda item: item[1]["own_p50_ms"])
     return f"{row['own_p50_ms']} ms (`{key}`)"
 
 
@@ -353,8 +357,16 @@ def _large_sync(results: dict[str, Any]) -> str:
 
 # The speed targets, each read from this run's figures and from the previous run's BENCHMARKS.json.
 TARGETS: list[tuple[str, Any, str]] = [
-    ("own time per API request (gateway + runtime + handler), p50, worst route", _worst_route_own_time, "≤ 10 ms"),
-    ("own time per invocation (runtime + handler), p50, worst function", _worst_own_time, "≤ 10 ms"),
+    (
+        f"own time per API request (gateway + runtime + handler), p50, worst route of ≥ {SWEEP_REQUESTS} requests",
+        _worst_route_own_time,
+        "≤ 10 ms",
+    ),
+    (
+        f"own time per invocation (runtime + handler, outbound HTTP included), p50, worst function of ≥ {SWEEP_REQUESTS} invocations",
+        _worst_own_time,
+        "≤ 10 ms",
+    ),
     ("`GET /payouts` p50, 50,000 items in the table ÷ 100 items", lambda r: r["table_growth"]["ratio_p50"], "≤ 1.3"),
     (
         f"creates/s through the stack ÷ moto's rate for the same calls, {LIMIT_CLIENTS} clients",
