@@ -103,6 +103,19 @@ def put_payout(
     return item
 
 
+def set_attribute(resources: Resources, key: dict[str, str], name: str, value: Any) -> None:
+    """Set one attribute of an item, as the product's own writes would have left it."""
+    from payrail.db import serialize
+
+    resources.client("dynamodb").update_item(
+        TableName=resources.ref("Table"),
+        Key=serialize(key),
+        UpdateExpression="SET #n = :v",
+        ExpressionAttributeNames={"#n": name},
+        ExpressionAttributeValues=serialize({":v": value}),
+    )
+
+
 def get_item(resources: Resources, key: dict[str, str]) -> dict[str, Any] | None:
     from payrail.db import deserialize
 

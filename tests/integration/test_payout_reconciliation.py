@@ -21,7 +21,7 @@ from payrail.settings import ScheduledJobsSettings
 
 from tests.payouts_support import VALID_BODY, call, fund, http_event, mint_token
 from tests.support import Resources, load_event
-from tests.webhooks_support import InProcess, Recorder, drain, event_body, get_item, put_payout, sqs_event
+from tests.webhooks_support import InProcess, Recorder, drain, event_body, get_item, put_payout, set_attribute, sqs_event
 
 OLD = timedelta(hours=1)
 
@@ -104,18 +104,6 @@ def sent_payout_ids(world: dict) -> list[str]:
     return [json.loads(m["Body"])["payout_id"] for m in drain(world["resources"], "PayoutsQueue")]
 
 
-def set_attribute(world: dict, key: dict[str, str], name: str, value: Any) -> None:
-    from payrail.db import serialize
-
-    world["resources"].client("dynamodb").update_item(
-        TableName=world["resources"].ref("Table"),
-        Key=serialize(key),
-        UpdateExpression="SET #n = :v",
-        ExpressionAttributeNames={"#n": name},
-        ExpressionAttributeValues=serialize({":v": value}),
-    )
-
-
 def test_a_pending_payout_whose_message_is_in_flight_is_left_to_it_and_one_whose_message_fell_silent_is_re_enqueued(
     world: dict,
 ) -> None:
@@ -123,9 +111,9 @@ def test_a_pending_payout_whose_message_is_in_flight_is_left_to_it_and_one_whose
     # backoff), and the other's ten minutes ago (longer than any retry delay: the message is gone)
     now = datetime.now(UTC)
     in_flight = put_payout(world["resources"], "pending", age=OLD)
-    set_attribute(world, keys.payout(in_flight["id"]), "received_at", clock.text(now - timedelta(seconds=60)))
+    set_attribute(world["resources"], keys.payout(in_flight["id"]), "received_at", clock.text(now - timedelta(seconds=60)))
     silent = put_payout(world["resources"], "pending", age=OLD)
-    set_attribute(world, keys.payout(silent["id"]), "received_at", clock.text(now - timedelta(minutes=10)))
+    set_attribute(world["resources"], keys.payout(silent["id"]), "received_at", clock.text(now - timedelta(minutes=10)))
     # When reconciliation runs
     reconcile(world)
     sent = sent_payout_ids(world)
@@ -140,8 +128,8 @@ def test_a_re_enqueued_payout_carries_its_ticket_so_it_takes_the_place_of_the_lo
     now = datetime.now(UTC)
     postponed, never = put_payout(world["resources"], "pending", age=OLD), put_payout(world["resources"], "pending", age=OLD)
     for item in (postponed, never):
-        set_attribute(world, keys.payout(item["id"]), "received_at", clock.text(now - timedelta(minutes=10)))
-    set_attribute(world, keys.payout(postponed["id"]), "ticket", "t-3")
+        set_attribute(world["resources"], keys.payout(item["id"]), "received_at", clock.text(now - timedelta(minutes=10)))
+    set_attribute(world["resources"], keys.payout(postponed["id"]), "ticket", "t-3")
     # When reconciliation runs
     reconcile(world)
     # Then each message holds the payout's ticket as it stands (none for the other), which is what
@@ -156,7 +144,7 @@ def test_a_pending_payout_never_received_waits_out_a_backlog_unless_its_hand_off
     # threshold), whose messages no worker received; the API noted that one's send failed
     waiting = put_payout(world["resources"], "pending", age=timedelta(minutes=5))
     lost = put_payout(world["resources"], "pending", age=timedelta(minutes=5))
-    set_attribute(world, keys.outbox(lost["id"], lost["created_at"]), "hand_off_failed", True)
+    set_attribute(world["resources"], keys.outbox(lost["id"], lost["created_at"]), "hand_off_failed", True)
     # When reconciliation runs
     result = reconcile(world)
     sent = sent_payout_ids(world)
