@@ -120,18 +120,19 @@ def _certainly_missing(
     unsure = [entry for entry in pending if not entry[0].hand_off_failed]
     if not unsure:
         return pending
+    waiting = len(unsure)  # none of them certainly missing, unless the queue's count says otherwise
     if deadline.passed:
         tally["requeue_deferred"] += len(unsure)
-        return [entry for entry in pending if entry[0].hand_off_failed]
-    try:
-        waiting = queues.messages_waiting(settings.payouts_queue_url)
-    except DependencyFailure as error:  # no bound known: leave them to the next run
-        logger.warning("payouts queue backlog unknown; silent payouts left to the next run", extra={"error": error.detail})
-        tally["requeue_deferred"] += len(unsure)
-        return [entry for entry in pending if entry[0].hand_off_failed]
-    missing = {id(entry) for entry in unsure[: max(0, len(unsure) - waiting)]}
-    tally["message_may_be_in_backlog"] += len(unsure) - len(missing)
-    return [entry for entry in pending if entry[0].hand_off_failed or id(entry) in missing]
+    else:
+        try:
+            waiting = queues.messages_waiting(settings.payouts_queue_url)
+        except DependencyFailure as error:  # no bound known: leave them to the next run
+            logger.warning("payouts queue backlog unknown; silent payouts left to the next run", extra={"error": error.detail})
+            tally["requeue_deferred"] += len(unsure)
+        else:
+            tally["message_may_be_in_backlog"] += min(waiting, len(unsure))
+    missing = {marker.payout_id for marker, _ in unsure[: max(0, len(unsure) - waiting)]}
+    return [entry for entry in pending if entry[0].hand_off_failed or entry[0].payout_id in missing]
 
 
 def _requeue(
