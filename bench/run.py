@@ -325,22 +325,22 @@ def table_growth_section(growth: dict[str, Any]) -> list[str]:
     return [*lines, "", f"p50 with the large table ÷ with 100 items: **{growth['ratio_p50']}**.", ""]
 
 
+def _worst_own(rows: dict[str, dict[str, Any]], count: str) -> tuple[str, dict[str, Any]]:
+    """The row with the highest own-time p50 among those with at least ``SWEEP_REQUESTS`` samples:
+    one request or invocation (signing in) lands on a fresh instance, whose first is slow, and a p50
+    cannot stand for it (the tables show those too)."""
+    return max(((name, row) for name, row in rows.items() if row[count] >= SWEEP_REQUESTS), key=lambda item: item[1]["own_p50_ms"])
+
+
 def _worst_own_time(results: dict[str, Any]) -> str:
-    timed = {name: row for name, row in results["stack"]["latency_budget"].items() if row["invocations"] >= SWEEP_REQUESTS}
-    name, row = max(timed.items(), key=lambda item: item[1]["own_p50_ms"])
+    name, row = _worst_own(results["stack"]["latency_budget"], "invocations")
     return f"{row['own_p50_ms']} ms ({name})"
 
 
-def _product_routes(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The product's routes, without the sandbox stand-ins for outside parties."""
-    return {key: row for key, row in results["stack"]["route_budget"].items() if row["function"] != "SandboxFunction"}
-
-
 def _worst_route_own_time(results: dict[str, Any]) -> str:
-    # A p50 over at least the sweep's count: a route called once (signing in) is one request, on an
-    # instance of its own, whose first request is slow (the table shows those too).
-    timed = {key: row for key, row in _product_routes(results).items() if row["requests"] >= SWEEP_REQUESTS}
-    key, row = max(timed.items(), key=lambda item: item[1]["own_p50_ms"])
+    # The product's routes, without the sandbox's stand-ins for outside parties.
+    routes = {key: row for key, row in results["stack"]["route_budget"].items() if row["function"] != "SandboxFunction"}
+    key, row = _worst_own(routes, "requests")
     return f"{row['own_p50_ms']} ms (`{key}`)"
 
 
