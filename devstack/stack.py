@@ -49,7 +49,8 @@ def _log_to_stdout() -> Callable[[str], None]:
 
     def log(line: str) -> None:
         with lock:
-            print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
+            now = time.time()
+            print(f"{time.strftime('%H:%M:%S', time.localtime(now))}.{int(now % 1 * 1000):03d} {line}", flush=True)
 
     return log
 
