@@ -75,7 +75,7 @@ invoke: $(STAMP) ## make invoke FN=HealthFunction EVENT=events/health/get.json
 fire: $(STAMP) ## make fire FN=ScheduledSyncFunction: run a schedule now
 	$(PY) -m devstack fire $(FN)
 
-bench: $(STAMP) ## every performance figure, side by side in one run, into BENCHMARKS.md (about 30 minutes on two cores)
+bench: $(STAMP) ## every performance figure, side by side in one run, into BENCHMARKS.md (about 25 minutes on two cores)
 	$(PY) -m bench.run
 
 bench-calls: $(STAMP) ## AWS API calls per POST /payouts (new, replay, rate-limited), printed as a table
