@@ -739,6 +739,7 @@ def _direct_attribute_values() -> None:
         return
 
     def serialize_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        global written_directly
         if (
             key
             and shape.name == "AttributeValue"
@@ -748,7 +749,6 @@ def _direct_attribute_values() -> None:
         ):
             try:
                 serialized[self.get_serialized_name(shape, key)] = _wire_value(value, self._base64)
-                global written_directly
                 written_directly += 1
                 return
             except _NotWire:
