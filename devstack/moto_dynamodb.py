@@ -58,7 +58,7 @@ import inspect
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
@@ -366,19 +366,32 @@ def _forget_indexes(backend: Any) -> None:
         table.__dict__.pop(_INDEX_ATTRIBUTE, None)
 
 
-_unadapted = 0
+class _Switch:
+    """One adaptation, switched off while any block holding ``off()`` runs, in any thread of the
+    process (moto's server answers in threads of its own): how the tests compare an adaptation with
+    moto's own behaviour. Truthy while it is off."""
+
+    def __init__(self) -> None:
+        self._blocks = 0
+
+    def __bool__(self) -> bool:
+        return self._blocks > 0
+
+    @contextlib.contextmanager
+    def off(self) -> Iterator[None]:
+        self._blocks += 1
+        try:
+            yield
+        finally:
+            self._blocks -= 1
 
 
-@contextlib.contextmanager
-def unadapted_queries() -> Iterator[None]:
-    """moto's own query walk for every query while this block runs, in any thread of the process
-    (moto's server answers in threads of its own): what the tests compare the adaptation with."""
-    global _unadapted
-    _unadapted += 1
-    try:
-        yield
-    finally:
-        _unadapted -= 1
+_unadapted = _Switch()
+
+
+def unadapted_queries() -> contextlib.AbstractContextManager[None]:
+    """moto's own query walk for every query while this block runs."""
+    return _unadapted.off()
 
 
 class _Window:
@@ -682,7 +695,7 @@ class _NotWire(Exception):
     """A value not in DynamoDB's wire form: moto's serializer answers it."""
 
 
-def _wire_value(value: Any, encode: Any) -> dict[str, Any]:
+def _wire_value(value: Any, encode: Callable[[str | bytes], str]) -> dict[str, Any]:
     """One attribute value as moto's JSON serializer writes it, for a value in wire form.
 
     What the serializer does, member by member of ``AttributeValue``: a member whose value is None
@@ -715,20 +728,13 @@ def _wire_value(value: Any, encode: Any) -> dict[str, Any]:
     return answer
 
 
-_moto_serializer = 0
+_moto_serializer = _Switch()
 written_directly = 0  # attribute values written by the adaptation (the tests read it)
 
 
-@contextlib.contextmanager
-def moto_serializer() -> Iterator[None]:
-    """moto's own serializer for every attribute value while this block runs: what the tests
-    compare the adaptation with."""
-    global _moto_serializer
-    _moto_serializer += 1
-    try:
-        yield
-    finally:
-        _moto_serializer -= 1
+def moto_serializer() -> contextlib.AbstractContextManager[None]:
+    """moto's own serializer for every attribute value while this block runs."""
+    return _moto_serializer.off()
 
 
 def _direct_attribute_values() -> None:
